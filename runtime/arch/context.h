@@ -1,0 +1,45 @@
+/*
+ * context.h: the one C interface to the per-architecture stack switch (one .S file per ABI under
+ * arch/), in the style of Boost.Context's fcontext: a suspended context is nothing but the stack
+ * pointer of its stack, where the switch routine left the callee-saved registers.
+ *
+ * Who owns what: a weft__context value belongs to whoever suspended it. Resuming a
+ * context consumes it: after weft__context_switch(..., to, ...) the value `to` is stale
+ * and must not be resumed again until that stack has switched away once more.
+ *
+ * Pitfalls (see the .S file for the register-level ones):
+ * - Signal handlers run on the current stack unless the thread has a sigaltstack; weft's
+ *   worker threads install one so a guard-page fault can be reported.
+ * - Code that resumes on a stack may be on another OS thread than the one it left:
+ *   never keep the address of a thread-local across a switch.
+ */
+#ifndef WEFT_ARCH_CONTEXT_H
+#define WEFT_ARCH_CONTEXT_H
+
+#include <stddef.h>
+
+typedef void *weft__context;
+
+/*
+ * Saves the callee-saved registers, MXCSR and the x87 control word on the current stack,
+ * stores the resulting stack pointer in *from, switches to the stack `to` and restores
+ * its registers. Returns, in the resumed context, the `value` that the other side
+ * passed: either as this function's return value (a context that suspended itself
+ * here), or as the argument of its entry function (a context made by
+ * weft__context_make, on its first resumption).
+ */
+void *weft__context_switch(weft__context *from, weft__context to, void *value);
+
+/*
+ * Prepares a fresh stack whose highest usable address is `stack_top` (exclusive): the
+ * first switch to the returned context calls entry(value) on that stack with the
+ * ABI's alignment, with the MXCSR and x87 control word of the thread that called
+ * weft__context_make. `entry` must never return: it ends by switching away for good.
+ * If it returns anyway, the process aborts with a message.
+ */
+weft__context weft__context_make(void *stack_top, void (*entry)(void *value));
+
+/* Bytes weft__context_make uses at the top of a fresh stack. */
+#define WEFT_CONTEXT_INITIAL_FRAME 64
+
+#endif /* WEFT_ARCH_CONTEXT_H */

@@ -1,0 +1,22 @@
+/*
+ * futex.h: the narrow platform interface weft parks OS threads with (idle workers, and
+ * threads that are not workers waiting in weft_join or weft_runtime_destroy). One
+ * implementation per platform: futex_linux.c.
+ *
+ * Semantics are those of a Linux futex on a private 32-bit word: wait sleeps only if
+ * *word still equals `expected` when the kernel looks, so a wake that comes between the
+ * caller's check and its sleep is never lost. Wake-ups may be spurious: every caller
+ * waits in a loop that re-checks its own condition.
+ */
+#ifndef WEFT_FUTEX_H
+#define WEFT_FUTEX_H
+
+#include "atomic.h"
+
+/* Sleeps while *word == expected, until woken (or spuriously). */
+void weft__futex_wait(weft_atomic_u32 *word, unsigned expected);
+
+/* Wakes at most `count` threads sleeping on word. */
+void weft__futex_wake(weft_atomic_u32 *word, int count);
+
+#endif /* WEFT_FUTEX_H */

@@ -1,0 +1,115 @@
+/*
+ * park.c: idle workers. Owns the searching/unparked counts and the sleepers list; the
+ * futex each worker sleeps on, and the queues, belong to worker.c.
+ *
+ * The rule (Go's "spinning" threads, Tokio's searching workers): at most one wake-up is
+ * in flight for new work. New work wakes a sleeper only if no worker is searching;
+ * a woken worker starts as a searcher; a searcher that finds work and was the last one
+ * wakes another. So a burst of spawns wakes workers one after another, as fast as they
+ * find work, instead of all at once (no thundering herd), and an idle runtime has every
+ * worker asleep in the kernel (no CPU burnt).
+ *
+ * The lost-wake-up protocol, as two paired sequences:
+ *
+ *   submitter (spawn, wake)                  worker running dry
+ *   (N1) make the task visible: deque or     (P1) full-barrier RMW on `state`: leave
+ *        injection queue (release).               unparked (and searching); join the
+ *   (N2) full-barrier RMW read of `state`.        sleepers.
+ *   (N3) if no searcher and not everyone     (P2) if it was the last searcher: re-read
+ *        is unparked: claim a sleeper,            every deque and the injection queue;
+ *        wake it.                                 wake a worker if any has work.
+ *                                            (P3) sleep on its own futex word until a
+ *                                                 claimer sets it.
+ *
+ * N2 and P1 are read-modify-writes of one word, so they are ordered. If N2 comes
+ * first, it saw the worker as unparked or searching; if that worker was the last
+ * searcher, its P2 comes after N1 and finds the task; if it was not, another searcher
+ * remains, and the last of them to leave does P2 (or, if it found work, wakes another
+ * searcher: weft__idle_end_searching). If P1 comes first, N2 sees one fewer unparked
+ * worker and, when nobody searches, N3 wakes a sleeper.
+ *
+ * Designs not taken:
+ * - Waking a worker for every new task: a spawn storm wakes every worker at once, and
+ *   most find nothing (Go's runtime documents this as "excessive thread
+ *   unparking/parking").
+ * - Spinning idle workers without a futex: burns a core per worker while idle.
+ * - A condition variable per runtime: wakes an arbitrary worker (not a chosen one) and
+ *   takes a shared lock on every sleep and wake.
+ */
+#include "park.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define SEARCHING_ONE ((AO_t)1)
+#define UNPARKED_ONE  ((AO_t)1 << 32)
+#define SEARCHING(s)  ((unsigned)((s)&0xffffffffu))
+#define UNPARKED(s)   ((unsigned)((s) >> 32))
+
+_Static_assert(sizeof(AO_t) == 8, "the idle state packs two 32-bit counts in a word");
+
+int weft__idle_init(weft__idle *idle, unsigned worker_count) {
+    idle->sleepers = calloc(worker_count, sizeof(*idle->sleepers));
+    if (!idle->sleepers)
+        return -ENOMEM;
+    pthread_mutex_init(&idle->lock, NULL);
+    idle->sleeper_count = 0;
+    idle->worker_count = worker_count;
+    /* Every worker starts unparked and not searching. */
+    weft_atomic_store_relaxed(&idle->state, UNPARKED_ONE * worker_count);
+    return 0;
+}
+
+void weft__idle_destroy(weft__idle *idle) {
+    pthread_mutex_destroy(&idle->lock);
+    free(idle->sleepers);
+    idle->sleepers = NULL;
+}
+
+bool weft__idle_begin_searching(weft__idle *idle) {
+    /* Relaxed: a heuristic cap; the RMW below is what the protocol relies on. */
+    AO_t s = weft_atomic_load_relaxed(&idle->state);
+    if (2 * SEARCHING(s) >= idle->worker_count)
+        return false;
+    /* Full: a searcher must be counted before it looks at the queues, so that a
+     * submitter's N2 that misses the work's claimer sees it. */
+    weft_atomic_fetch_add_full(&idle->state, SEARCHING_ONE);
+    return true;
+}
+
+bool weft__idle_end_searching(weft__idle *idle) {
+    /* Full: pairs with N2, as P1 does. */
+    AO_t prev = weft_atomic_fetch_add_full(&idle->state, (AO_t)0 - SEARCHING_ONE);
+    return SEARCHING(prev) == 1;
+}
+
+bool weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
+    pthread_mutex_lock(&idle->lock);
+    /* (P1) Full: pairs with N2; the re-check (P2) that may follow reads the queues
+     * after this barrier. */
+    AO_t dec = UNPARKED_ONE + (searching ? SEARCHING_ONE : 0);
+    AO_t prev = weft_atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
+    idle->sleepers[idle->sleeper_count++] = index;
+    pthread_mutex_unlock(&idle->lock);
+    return searching && SEARCHING(prev) == 1;
+}
+
+int weft__idle_claim_sleeper(weft__idle *idle) {
+    /* (N2) Full-barrier read: the task made visible in N1 is ordered before it. */
+    AO_t s = weft_atomic_load_full(&idle->state);
+    if (SEARCHING(s) != 0 || UNPARKED(s) >= idle->worker_count)
+        return -1;
+    pthread_mutex_lock(&idle->lock);
+    /* Re-check under the lock: another submitter may have claimed the sleeper we saw.
+     * Relaxed: the lock orders this against other claimers and parkers. */
+    s = weft_atomic_load_relaxed(&idle->state);
+    int index = -1;
+    if (SEARCHING(s) == 0 && idle->sleeper_count > 0) {
+        index = (int)idle->sleepers[--idle->sleeper_count];
+        /* (N3) Full: the claimed worker is counted as unparked and searching before it
+         * is woken, so no second submitter wakes another for the same work. */
+        weft_atomic_fetch_add_full(&idle->state, UNPARKED_ONE + SEARCHING_ONE);
+    }
+    pthread_mutex_unlock(&idle->lock);
+    return index;
+}

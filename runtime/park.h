@@ -1,0 +1,44 @@
+/*
+ * park.h: which workers are idle, and waking them: searching, parking and the
+ * one-searcher-at-a-time wake-up rule. The protocol is written out in park.c.
+ */
+#ifndef WEFT_PARK_H
+#define WEFT_PARK_H
+
+#include "atomic.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+typedef struct weft__idle {
+    /* Low 32 bits: workers searching for work (stealing). High 32 bits: workers not
+     * parked. Changed only by full-barrier RMWs; see park.c. */
+    weft_atomic_word state;
+    pthread_mutex_t lock;
+    unsigned *sleepers;     /* under lock: a stack of parked worker indices */
+    unsigned sleeper_count; /* under lock */
+    unsigned worker_count;  /* immutable */
+} weft__idle;
+
+int weft__idle_init(weft__idle *idle, unsigned worker_count);
+void weft__idle_destroy(weft__idle *idle);
+
+/* A worker that ran dry asks to search. False when half the workers already search
+ * (more searchers would only contend on the same queues). */
+bool weft__idle_begin_searching(weft__idle *idle);
+
+/* A searcher that found work stops searching. True if it was the last searcher: then
+ * the caller must call weft__idle_wake_one so that someone searches for the rest. */
+bool weft__idle_end_searching(weft__idle *idle);
+
+/* (P1) A worker about to sleep: leaves the unparked (and searching) count and puts
+ * itself on the sleepers list. True if it was the last searcher: then the caller must
+ * re-check every queue (P2) and call weft__idle_wake_one if it finds work. */
+bool weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching);
+
+/* (N2, N3) After new work was made visible (N1): if no worker searches and one sleeps,
+ * takes one sleeper off the list, counts it as unparked and searching, and returns its
+ * index (the caller then wakes it); else returns -1. */
+int weft__idle_claim_sleeper(weft__idle *idle);
+
+#endif /* WEFT_PARK_H */

@@ -1,0 +1,384 @@
+/*
+ * runtime.c: the public API: creating and destroying runtimes, spawning, joining,
+ * detaching, yielding, naming and statistics. Owns the runtime object's lifetime and
+ * the shutdown protocol; scheduling is worker.c's, task states are task.c's.
+ *
+ * Shutdown (weft_runtime_destroy waits for every task, detached ones included, while a
+ * thread that is not a worker may be spawning at the same moment):
+ *
+ *   destroyer                                  spawner from another thread
+ *   (D1) claim the runtime (CAS), then         (S1) live_tasks += 1 (full RMW)
+ *        shutting_down := 1 (full RMW)         (S2) read shutting_down (full): if set,
+ *   (D2) wait until live_tasks == 0,                undo S1 (as a task finishing would)
+ *        sleeping on `quiescent`                    and fail with ESHUTDOWN
+ *   (D3) stopping := 1; wake every worker;
+ *        join them; free everything
+ *
+ *   finishing task (its worker)
+ *   (F1) live_tasks -= 1 (full RMW)
+ *   (F2) if it reached 0 and shutting_down (full read): bump `quiescent`, wake it
+ *
+ * S1/D1 are RMWs on different words read back by S2/D2: either the spawner sees
+ * shutting_down and backs out, or the destroyer sees its task counted and waits for
+ * it. F1/F2 against D1/D2: either the finisher sees shutting_down and wakes the
+ * destroyer, or the destroyer's read of live_tasks comes after F1 and sees 0. Tasks
+ * spawned by tasks need no check: while one runs, live_tasks > 0.
+ */
+#include "worker.h"
+
+#include "futex.h"
+#include "memory.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static weft_task *current_task(weft__worker **worker) {
+    weft__worker *w = weft__worker_current();
+    if (worker)
+        *worker = w;
+    return w ? w->current : NULL;
+}
+
+static int resolve_config(const weft_config *cfg, weft_config *out) {
+    weft_config c = {0};
+    if (cfg)
+        c = *cfg;
+    if (c.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c.workers = n > 0 ? (unsigned)(n < (long)WEFT_MAX_WORKERS ? n : WEFT_MAX_WORKERS) : 1;
+    }
+    if (c.workers > WEFT_MAX_WORKERS)
+        return -EINVAL;
+    if (c.stack_size == 0)
+        c.stack_size = WEFT_DEFAULT_STACK_SIZE;
+    if (c.stack_size < WEFT_MIN_STACK_SIZE || c.stack_size > WEFT_MAX_STACK_SIZE)
+        return -EINVAL;
+    if (c.max_tasks == 0)
+        c.max_tasks = WEFT_DEFAULT_MAX_TASKS;
+    if (c.max_tasks > WEFT_MAX_MAX_TASKS)
+        return -EINVAL;
+    *out = c;
+    return 0;
+}
+
+static void free_runtime(weft_runtime *rt) {
+    for (unsigned i = 0; i < rt->worker_count; i++) {
+        weft__worker *w = rt->workers[i];
+        if (!w)
+            continue;
+        weft__task_pool_destroy(&w->tasks);
+        weft__deque_destroy(&w->deque);
+        weft__free(w, sizeof(*w));
+    }
+    weft__free(rt->workers, sizeof(*rt->workers) * rt->worker_count);
+    weft__task_pool_destroy(&rt->shared_tasks);
+    pthread_mutex_destroy(&rt->shared_tasks_lock);
+    weft__stack_depot_destroy(&rt->stacks);
+    weft__idle_destroy(&rt->idle);
+    weft__inject_destroy(&rt->inject);
+    weft__free(rt, sizeof(*rt));
+    weft__account_runtimes(-1);
+    weft__fault_uninstall();
+}
+
+/* (D3) Stops the workers that were started and waits for them. */
+static void stop_workers(weft_runtime *rt, unsigned started) {
+    /* Release: pairs with the workers' acquire loads of stopping. */
+    weft_atomic_store_release(&rt->stopping, 1);
+    for (unsigned i = 0; i < started; i++)
+        weft__worker_unpark(rt->workers[i]);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(rt->workers[i]->thread, NULL);
+}
+
+WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
+    if (!out)
+        return -EINVAL;
+    weft_config c;
+    int err = resolve_config(cfg, &c);
+    if (err)
+        return err;
+    if ((err = weft__fault_install()) != 0)
+        return err;
+    weft_runtime *rt = weft__alloc(sizeof(*rt), 64);
+    if (!rt) {
+        weft__fault_uninstall();
+        return -ENOMEM;
+    }
+    weft__account_runtimes(1);
+    rt->worker_count = c.workers;
+    rt->stack_size = c.stack_size;
+    rt->max_tasks = c.max_tasks;
+    weft__inject_init(&rt->inject);
+    pthread_mutex_init(&rt->shared_tasks_lock, NULL);
+    weft__task_pool_init(&rt->shared_tasks, &rt->shared_tasks_lock);
+    int idle_err = weft__idle_init(&rt->idle, c.workers);
+    int stack_err = weft__stack_depot_init(&rt->stacks, c.stack_size);
+    rt->workers = weft__alloc(sizeof(*rt->workers) * c.workers, sizeof(void *));
+    if (idle_err || stack_err || !rt->workers) {
+        /* free_runtime expects every part initialised: make the failed ones harmless. */
+        if (idle_err)
+            weft__idle_init(&rt->idle, 0);
+        if (stack_err)
+            weft__stack_depot_init(&rt->stacks, c.stack_size);
+        rt->worker_count = rt->workers ? c.workers : 0;
+        free_runtime(rt);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < c.workers; i++) {
+        weft__worker *w = weft__alloc(sizeof(*w), 64);
+        if (!w || weft__deque_init(&w->deque, WEFT_DEQUE_CAPACITY) != 0) {
+            weft__free(w, sizeof(*w));
+            free_runtime(rt);
+            return -ENOMEM;
+        }
+        rt->workers[i] = w;
+        w->runtime = rt;
+        w->index = i;
+        w->random = 0x9e3779b97f4a7c15ull * (i + 1); /* any non-zero seed */
+        weft__fifo_init(&w->yield_queue);
+        weft__task_pool_init(&w->tasks, NULL);
+    }
+    for (unsigned i = 0; i < c.workers; i++) {
+        if (pthread_create(&rt->workers[i]->thread, NULL, weft__worker_main, rt->workers[i])) {
+            stop_workers(rt, i);
+            free_runtime(rt);
+            return -EAGAIN;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+void weft__runtime_task_done(weft_runtime *rt) {
+    /* (F1) Full: pairs with D1/D2. */
+    AO_t before = weft_atomic_fetch_add_full(&rt->live_tasks, (AO_t)-1);
+    /* (F2) Full read: ordered after F1. Only when the count reached 0. */
+    if (before == 1 && weft_atomic_load_full(&rt->shutting_down)) {
+        weft_atomic_u32_fetch_add_full(&rt->quiescent, 1);
+        weft__futex_wake(&rt->quiescent, INT_MAX);
+    }
+}
+
+static weft_task *spawn(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
+    bool is_ours = w && w->runtime == rt && w->current;
+    /* (S1) Full: counts the task before S2 looks at shutting_down. */
+    AO_t live = weft_atomic_fetch_add_full(&rt->live_tasks, 1);
+    if (live >= rt->max_tasks) {
+        weft__runtime_task_done(rt);
+        errno = EAGAIN;
+        return NULL;
+    }
+    /* (S2) */
+    if (!is_ours && weft_atomic_load_full(&rt->shutting_down)) {
+        weft__runtime_task_done(rt);
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    weft_task *t = weft__task_alloc(is_ours ? &w->tasks : &rt->shared_tasks);
+    if (!t) {
+        weft__runtime_task_done(rt);
+        errno = ENOMEM;
+        return NULL;
+    }
+    t->runtime = rt;
+    t->fn = fn;
+    t->arg = arg;
+    t->id = weft__worker_next_id(is_ours ? w : NULL);
+    weft_atomic_fetch_add_relaxed(&rt->tasks_spawned, 1); /* a statistic */
+    weft__worker_schedule(rt, t);
+    return t;
+}
+
+WEFT_API weft_task *weft_spawn(weft_fn fn, void *arg) {
+    weft__worker *w;
+    weft_task *self = current_task(&w);
+    if (!self) {
+        errno = EPERM;
+        return NULL;
+    }
+    if (!fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return spawn(w->runtime, w, fn, arg);
+}
+
+WEFT_API weft_task *weft_spawn_on(weft_runtime *rt, weft_fn fn, void *arg) {
+    if (!rt || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return spawn(rt, weft__worker_current(), fn, arg);
+}
+
+/* Consumes a completed handle: result out, object freed. */
+static int take_result(weft_task *t, void **result) {
+    /* Acquire: COMPLETE was seen by the caller; this re-read orders `result`. */
+    AO_t s = weft_atomic_load_acquire(&t->state);
+    if (result)
+        *result = (s & WEFT_TASK_START_FAILED) ? NULL : t->result;
+    weft__worker *w = weft__worker_current();
+    weft__task_free(t, w ? &w->tasks : NULL);
+    return (s & WEFT_TASK_START_FAILED) ? -ENOMEM : 0;
+}
+
+WEFT_API int weft_join(weft_task *t, void **result) {
+    if (!t)
+        return -EINVAL;
+    weft__worker *w;
+    weft_task *self = current_task(&w);
+    if (self == t)
+        return -EDEADLK;
+    weft__foreign_waiter waiter;
+    weft_atomic_u32_store_release(&waiter.done, 0);
+    AO_t me = self ? (AO_t)self : ((AO_t)&waiter | 1);
+    /* (J1) Acquire: pairs with C2's release; `result` is then final. */
+    AO_t s = weft_atomic_load_acquire(&t->state);
+    if (s & WEFT_TASK_RELEASED)
+        return -EINVAL; /* detached: the handle is not ours to join */
+    if (s & WEFT_TASK_COMPLETE)
+        return take_result(t, result);
+    /* (J2) Full: a second joiner finds it taken. */
+    if (weft_atomic_cas_full(&t->joiner, 0, me) != 0)
+        return -EINVAL;
+    for (;;) {
+        /* (J3) Full: publishes `joiner` to the completer's C1 (release), and fails if
+         * C2 came first. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_JOIN_WAITING);
+        if (seen == s)
+            break;
+        s = seen;
+        if (s & WEFT_TASK_COMPLETE)
+            return take_result(t, result);
+    }
+    /* (J4) */
+    if (self) {
+        while (!(weft_atomic_load_acquire(&t->state) & WEFT_TASK_COMPLETE))
+            weft__worker_suspend_current(WEFT_SWITCH_PARK);
+    } else {
+        while (weft_atomic_u32_load_acquire(&waiter.done) == 0)
+            weft__futex_wait(&waiter.done, 0);
+    }
+    return take_result(t, result);
+}
+
+WEFT_API void weft_detach(weft_task *t) {
+    if (!t)
+        return;
+    AO_t s = weft_atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & (WEFT_TASK_JOIN_WAITING | WEFT_TASK_RELEASED))
+            return; /* a join will consume it, or it was detached already */
+        /* Full: pairs with C2; whichever of us comes second sees the other's bit. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_RELEASED);
+        if (seen == s)
+            break;
+        s = seen;
+    }
+    if (s & WEFT_TASK_COMPLETE) { /* finished already: the last reference is ours */
+        weft__worker *w = weft__worker_current();
+        weft__task_free(t, w ? &w->tasks : NULL);
+    }
+}
+
+WEFT_API void weft_yield(void) {
+    weft__worker *w;
+    weft_task *self = current_task(&w);
+    if (!self)
+        return;
+    /* Nothing else could run here: do not pay for two switches. */
+    if (weft__deque_size_any(&w->deque) == 0 && w->yield_queue.count == 0 &&
+        weft__inject_length_any(&w->runtime->inject) == 0)
+        return;
+    weft__worker_suspend_current(WEFT_SWITCH_YIELD);
+}
+
+WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **result) {
+    if (!rt || !fn)
+        return -EINVAL;
+    if (weft__worker_current())
+        return -EDEADLK;
+    weft_task *t = weft_spawn_on(rt, fn, arg);
+    if (!t)
+        return -errno;
+    return weft_join(t, result);
+}
+
+WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
+    if (!rt)
+        return -EINVAL;
+    weft__worker *w = weft__worker_current();
+    if (w && w->runtime == rt)
+        return -EDEADLK;
+    /* Full: one destroyer. */
+    if (weft_atomic_cas_full(&rt->destroy_claimed, 0, 1) != 0)
+        return -EBUSY;
+    /* (D1) */
+    weft_atomic_fetch_add_full(&rt->shutting_down, 1);
+    /* (D2) Read `quiescent` before live_tasks: a bump after our read makes the futex
+     * wait return at once. */
+    for (;;) {
+        unsigned seen = weft_atomic_u32_load_acquire(&rt->quiescent);
+        if (weft_atomic_load_full(&rt->live_tasks) == 0)
+            break;
+        weft__futex_wait(&rt->quiescent, seen);
+    }
+    /* (D3) */
+    stop_workers(rt, rt->worker_count);
+    free_runtime(rt);
+    return 0;
+}
+
+WEFT_API int weft_run(const weft_config *cfg, weft_fn fn, void *arg, void **result) {
+    if (!fn)
+        return -EINVAL;
+    if (weft__worker_current())
+        return -EDEADLK;
+    weft_runtime *rt;
+    int err = weft_runtime_create(cfg, &rt);
+    if (err)
+        return err;
+    err = weft_block_on(rt, fn, arg, result);
+    int destroy_err = weft_runtime_destroy(rt);
+    return err ? err : destroy_err;
+}
+
+WEFT_API uint64_t weft_current_id(void) {
+    weft_task *self = current_task(NULL);
+    return self ? self->id : 0;
+}
+
+WEFT_API int weft_set_name(const char *name) {
+    if (!name)
+        return -EINVAL;
+    weft_task *self = current_task(NULL);
+    if (!self)
+        return -EPERM;
+    size_t n = strnlen(name, WEFT_NAME_MAX - 1);
+    memcpy(self->name, name, n);
+    self->name[n] = '\0';
+    return 0;
+}
+
+WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
+    if (!rt || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->workers = rt->worker_count;
+    /* Relaxed throughout: independent counters read for a report. */
+    out->tasks_spawned = weft_atomic_load_relaxed(&rt->tasks_spawned);
+    uint64_t live = weft__task_pool_live(&rt->shared_tasks);
+    for (unsigned i = 0; i < rt->worker_count; i++) {
+        live += weft__task_pool_live(&rt->workers[i]->tasks);
+        out->steals += weft_atomic_load_relaxed(&rt->workers[i]->steals);
+    }
+    out->tasks_live = live;
+    out->stacks_mapped = weft_atomic_load_relaxed(&rt->stacks.mapped);
+    out->stacks_guarded = weft_atomic_load_relaxed(&rt->stacks.guarded);
+    out->stack_bytes = weft_atomic_load_relaxed(&rt->stacks.bytes);
+    return 0;
+}

@@ -1,0 +1,225 @@
+/*
+ * task.c: task objects: their pools, and the protocols on their state word. Owns the
+ * transitions of `state` and `joiner`; the worker (worker.c) owns running, queueing
+ * and switching.
+ *
+ * Park / wake (a wake that races with parking is never lost). A task blocks in two
+ * halves: it switches to its worker with WEFT_SWITCH_PARK, and the worker, once the
+ * task's registers are saved, finishes the park. The waker and the parker meet on the
+ * state word, and every transition is a full-barrier CAS:
+ *
+ *   parker (worker, after the switch)         waker (any thread)
+ *   (P1) NOTIFIED set?  clear it, run the     (W1) PARKED set?  clear it; the waker
+ *        task again: the wake came early.          now owns the task and schedules it.
+ *   (P2) else set PARKED: the task sleeps.    (W2) else set NOTIFIED (if not already).
+ *
+ * The CASes on one word are totally ordered, so either the waker's CAS comes first
+ * (P1 sees NOTIFIED) or the parker's does (W1 sees PARKED): exactly one side
+ * schedules the task, and at most once.
+ *
+ * Join (the only wake-up source in this version). Each park of a joiner has exactly one
+ * waker, the worker that completes the child, and that wake is its last touch of the
+ * joiner; so a woken joiner is never woken again late, and it may free the child and
+ * run on (even exit) without a wake still in flight.
+ *
+ *   joiner                                    completer (the child's worker)
+ *   (J1) if COMPLETE: take the result.        (C1) read state; if JOIN_WAITING, read
+ *   (J2) claim `joiner` by CAS from 0              `joiner` (published by J3)
+ *        (fails: a second joiner, -EINVAL).   (C2) CAS: state |= COMPLETE
+ *   (J3) CAS: state |= JOIN_WAITING,          (C3) wake the joiner read in C1; if
+ *        failing if COMPLETE arrived (J1).         RELEASED instead, free the child.
+ *   (J4) park until COMPLETE.
+ *
+ * C2 is after the task's last switch, so the joiner may free the child as soon as it
+ * sees COMPLETE. J3 and C2 are CASes on one word: if J3 wins, C1 (retried after a
+ * failed C2) sees JOIN_WAITING and C3 wakes the joiner; if C2 wins, J3 fails and J1
+ * takes the result without parking.
+ *
+ * Pools: see task.h. Freed objects keep their memory until the runtime is destroyed
+ * (type-stable memory); a freed task's state word is reinitialised atomically.
+ */
+#include "task.h"
+
+#include "futex.h"
+#include "memory.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct weft__task_chunk {
+    weft__task_chunk *next;
+    weft_task tasks[WEFT_TASKS_PER_CHUNK];
+};
+
+void weft__task_pool_init(weft__task_pool *p, pthread_mutex_t *lock) {
+    memset(p, 0, sizeof(*p));
+    p->lock = lock;
+}
+
+void weft__task_pool_destroy(weft__task_pool *p) {
+    weft__task_chunk *c = p->chunks;
+    while (c) {
+        weft__task_chunk *next = c->next;
+        weft__free(c, sizeof(*c));
+        c = next;
+    }
+    p->chunks = NULL;
+    p->free = NULL;
+}
+
+uint64_t weft__task_pool_live(weft__task_pool *p) {
+    /* Relaxed: statistics. */
+    return weft_atomic_load_relaxed(&p->allocated) - weft_atomic_load_relaxed(&p->freed_local) -
+           weft_atomic_load_relaxed(&p->freed_remote);
+}
+
+static void counter_add_owner(weft_atomic_word *c, AO_t n) {
+    /* Only the owner writes it: a relaxed load and store, no RMW needed. */
+    weft_atomic_store_relaxed(c, weft_atomic_load_relaxed(c) + n);
+}
+
+static weft_task *alloc_owner(weft__task_pool *p) {
+    if (!p->free) {
+        /* Take every object other threads returned. Acquire: pairs with their release
+         * CAS, so their last writes to the objects happened before our reuse. */
+        AO_t head = weft_atomic_load_relaxed(&p->remote);
+        while (head) {
+            AO_t seen = weft_atomic_cas_acquire(&p->remote, head, 0);
+            if (seen == head)
+                break;
+            head = seen;
+        }
+        p->free = (weft__link *)head;
+    }
+    if (!p->free) {
+        weft__task_chunk *c = weft__alloc(sizeof(*c), 64);
+        if (!c)
+            return NULL;
+        c->next = p->chunks;
+        p->chunks = c;
+        for (int i = WEFT_TASKS_PER_CHUNK - 1; i >= 0; i--) {
+            c->tasks[i].home = p;
+            c->tasks[i].link.next = p->free;
+            p->free = &c->tasks[i].link;
+        }
+    }
+    weft__link *l = p->free;
+    p->free = l->next;
+    counter_add_owner(&p->allocated, 1);
+    return weft__container_of(l, weft_task, link);
+}
+
+weft_task *weft__task_alloc(weft__task_pool *p) {
+    weft_task *t;
+    if (p->lock) {
+        pthread_mutex_lock(p->lock);
+        t = alloc_owner(p);
+        pthread_mutex_unlock(p->lock);
+    } else {
+        t = alloc_owner(p);
+    }
+    if (!t) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Atomic stores: the object's memory is type-stable (see the top of the file). */
+    weft_atomic_store_relaxed(&t->state, 0);
+    weft_atomic_store_relaxed(&t->joiner, 0);
+    t->stack = NULL;
+    t->context = NULL;
+    t->result = NULL;
+    t->name[0] = '\0';
+    return t;
+}
+
+void weft__task_free(weft_task *t, weft__task_pool *caller_pool) {
+    weft__task_pool *p = t->home;
+    if (p->lock) {
+        pthread_mutex_lock(p->lock);
+        t->link.next = p->free;
+        p->free = &t->link;
+        counter_add_owner(&p->freed_local, 1);
+        pthread_mutex_unlock(p->lock);
+    } else if (p == caller_pool) {
+        t->link.next = p->free;
+        p->free = &t->link;
+        counter_add_owner(&p->freed_local, 1);
+    } else {
+        /* Treiber push. Release: our writes to the object happen before the owner's
+         * acquire take-all. Push-only plus take-all has no ABA problem. */
+        AO_t head = weft_atomic_load_relaxed(&p->remote);
+        for (;;) {
+            t->link.next = (weft__link *)head;
+            AO_t seen = weft_atomic_cas_release(&p->remote, head, (AO_t)&t->link);
+            if (seen == head)
+                break;
+            head = seen;
+        }
+        weft_atomic_fetch_add_relaxed(&p->freed_remote, 1); /* a statistic */
+    }
+}
+
+bool weft__task_wake(weft_task *t) {
+    AO_t s = weft_atomic_load_relaxed(&t->state); /* a first guess for the CAS */
+    for (;;) {
+        AO_t next;
+        if (s & WEFT_TASK_PARKED)
+            next = s & ~(AO_t)WEFT_TASK_PARKED; /* (W1) */
+        else if (s & WEFT_TASK_NOTIFIED)
+            return false; /* a wake is already pending */
+        else
+            next = s | WEFT_TASK_NOTIFIED; /* (W2) */
+        /* Full: orders what the waker published before the wake (release) and pairs
+         * with the parker's CAS (P1/P2) on the same word. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, next);
+        if (seen == s)
+            return (s & WEFT_TASK_PARKED) != 0;
+        s = seen;
+    }
+}
+
+bool weft__task_finish_park(weft_task *t) {
+    AO_t s = weft_atomic_load_relaxed(&t->state);
+    for (;;) {
+        AO_t next = (s & WEFT_TASK_NOTIFIED) ? (s & ~(AO_t)WEFT_TASK_NOTIFIED) /* (P1) */
+                                             : (s | WEFT_TASK_PARKED);         /* (P2) */
+        /* Full: pairs with the waker's CAS; on P1 its acquire half makes what the waker
+         * published visible to the task we run again. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, next);
+        if (seen == s)
+            return (s & WEFT_TASK_NOTIFIED) == 0;
+        s = seen;
+    }
+}
+
+void weft__task_complete(weft_task *t, weft__task_pool *caller_pool, weft_task **task_joiner) {
+    *task_joiner = NULL;
+    AO_t s = weft_atomic_load_acquire(&t->state);
+    for (;;) {
+        AO_t joiner = 0;
+        if (s & WEFT_TASK_JOIN_WAITING)
+            joiner = weft_atomic_load_relaxed(&t->joiner); /* (C1): ordered by J3/acquire */
+        /* (C2) Full: release publishes `result`; acquire pairs with J3. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_COMPLETE);
+        if (seen != s) {
+            s = seen;
+            continue;
+        }
+        /* (C3) From here on t may be freed by its joiner: use only locals. */
+        if (joiner & 1) {
+            weft__foreign_waiter *w = (weft__foreign_waiter *)(joiner & ~(AO_t)1);
+            /* Release: pairs with the foreign joiner's acquire load of `done`. */
+            weft_atomic_u32_store_release(&w->done, 1);
+            /* The waiter may already have seen `done` and returned: a wake on a stale
+             * address is harmless (futex waiters always re-check). */
+            weft__futex_wake(&w->done, 1);
+        } else if (joiner) {
+            weft_task *j = (weft_task *)joiner;
+            if (weft__task_wake(j))
+                *task_joiner = j;
+        } else if (s & WEFT_TASK_RELEASED) {
+            weft__task_free(t, caller_pool);
+        }
+        return;
+    }
+}

@@ -1,0 +1,354 @@
+/*
+ * worker.c: a worker's loop: find work, run it, park. Owns the switch between a
+ * worker's own stack (its scheduler) and its tasks, what happens after each switch,
+ * and where runnable tasks go.
+ *
+ * Where a worker looks for work, in order:
+ *   1. every 61st round, the injection queue and then its yield queue first, so that
+ *      a worker whose deque never empties still serves them (61, as Go and Tokio use:
+ *      a prime, so the check does not beat in step with a program's own periods);
+ *   2. its deque, newest first (LIFO: fork-join recursion runs depth-first);
+ *   3. its yield queue, oldest first (a task that yielded runs after every other
+ *      runnable task of the worker);
+ *   4. the injection queue, taking a fair share in one batch;
+ *   5. as a searcher (park.c), the other workers' deques, from a random victim on,
+ *      and the injection queue again;
+ *   6. it parks (park.c) until a submitter claims it.
+ *
+ * Switching: a task never switches to another task directly. It switches to its
+ * worker's scheduler context with a reason (park, yield, exit), and the worker acts on
+ * the reason only after the switch, once the task's registers are saved on its stack:
+ * only then may another thread resume or free it. Every task switch is therefore two
+ * stack switches; a direct task-to-task handoff is left for the benchmark work.
+ *
+ * Threads: fields marked "owner only" in worker.h are touched only on the worker's
+ * thread. Thread-local state (`this_worker`) is read through weft__worker_current, never
+ * cached across a switch.
+ */
+#include "worker.h"
+
+#include "futex.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define WEFT_FAIRNESS_INTERVAL 61
+#define WEFT_INJECT_BATCH_MAX  32
+#define WEFT_ID_BLOCK          1024
+
+static _Thread_local weft__worker *this_worker;
+static weft_atomic_word next_task_id = 1;
+
+__attribute__((noinline)) weft__worker *weft__worker_current(void) {
+    weft__worker *w = this_worker;
+    /* The memory clobber keeps the compiler from treating this function as pure and
+     * reusing one call's result across a stack switch (which may change the thread). */
+    __asm__ volatile("" : "+r"(w) : : "memory");
+    return w;
+}
+
+uint64_t weft__worker_next_id(weft__worker *w) {
+    if (w && w->next_id < w->id_limit)
+        return w->next_id++;
+    /* Relaxed: uniqueness needs only the RMW's atomicity. */
+    if (!w)
+        return weft_atomic_fetch_add_relaxed(&next_task_id, 1);
+    w->next_id = weft_atomic_fetch_add_relaxed(&next_task_id, WEFT_ID_BLOCK);
+    w->id_limit = w->next_id + WEFT_ID_BLOCK;
+    return w->next_id++;
+}
+
+void weft__worker_unpark(weft__worker *w) {
+    /* Release: pairs with the parked worker's acquire load of wake_word; the work that
+     * made us wake it is visible to it. */
+    weft_atomic_u32_store_release(&w->wake_word, 1);
+    weft__futex_wake(&w->wake_word, 1);
+}
+
+/* (N2, N3) of park.c, after new work became visible. */
+static void notify_one(weft_runtime *rt) {
+    int index = weft__idle_claim_sleeper(&rt->idle);
+    if (index >= 0)
+        weft__worker_unpark(rt->workers[index]);
+}
+
+/* (N1) Pushes t on w's deque; when the deque is full, moves its older half and t to the
+ * injection queue in one batch (Tokio's overflow policy). Does not notify. */
+static void push_local_quiet(weft__worker *w, weft_task *t) {
+    while (!weft__deque_push_owner(&w->deque, t)) {
+        void *batch[WEFT_DEQUE_CAPACITY / 2];
+        size_t half = weft__deque_capacity(&w->deque) / 2;
+        size_t n = weft__deque_steal_batch_owner(&w->deque, batch, half);
+        if (n == 0)
+            continue; /* thieves emptied it meanwhile: the push will succeed */
+        for (size_t i = 0; i + 1 < n; i++)
+            ((weft_task *)batch[i])->link.next = &((weft_task *)batch[i + 1])->link;
+        ((weft_task *)batch[n - 1])->link.next = &t->link;
+        weft__inject_push_batch_any(&w->runtime->inject, &((weft_task *)batch[0])->link, &t->link,
+                                    n + 1);
+        return;
+    }
+}
+
+void weft__worker_schedule(weft_runtime *rt, weft_task *t) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->runtime == rt)
+        push_local_quiet(w, t);
+    else
+        weft__inject_push_any(&rt->inject, &t->link);
+    notify_one(rt);
+}
+
+/* Takes a fair share of the injection queue: returns the first, pushes the rest on
+ * the deque where thieves can reach them. */
+static weft_task *take_from_inject(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    size_t length = weft__inject_length_any(&rt->inject);
+    if (length == 0)
+        return NULL;
+    size_t want = length / rt->worker_count + 1;
+    if (want > WEFT_INJECT_BATCH_MAX)
+        want = WEFT_INJECT_BATCH_MAX;
+    weft__fifo got;
+    weft__fifo_init(&got);
+    if (weft__inject_pop_batch_any(&rt->inject, want, &got) == 0)
+        return NULL;
+    weft_task *first = weft__container_of(weft__fifo_pop(&got), weft_task, link);
+    if (got.count > 0) {
+        weft__link *l;
+        while ((l = weft__fifo_pop(&got)))
+            push_local_quiet(w, weft__container_of(l, weft_task, link));
+        notify_one(rt);
+    }
+    return first;
+}
+
+static weft_task *pop_yielded(weft__worker *w) {
+    weft__link *l = weft__fifo_pop(&w->yield_queue);
+    return l ? weft__container_of(l, weft_task, link) : NULL;
+}
+
+static weft_task *next_local(weft__worker *w) {
+    weft_task *t;
+    if (++w->tick % WEFT_FAIRNESS_INTERVAL == 0) {
+        if ((t = take_from_inject(w)) || (t = pop_yielded(w)))
+            return t;
+    }
+    if ((t = weft__deque_pop_owner(&w->deque)))
+        return t;
+    if ((t = pop_yielded(w)))
+        return t;
+    return take_from_inject(w);
+}
+
+static uint64_t next_random(weft__worker *w) {
+    uint64_t x = w->random; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->random = x;
+    return x;
+}
+
+static weft_task *steal(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    unsigned n = rt->worker_count;
+    for (int round = 0; round < 2; round++) {
+        bool contended = false;
+        unsigned start = (unsigned)(next_random(w) % n);
+        for (unsigned i = 0; i < n; i++) {
+            weft__worker *victim = rt->workers[(start + i) % n];
+            if (victim == w)
+                continue;
+            void *item;
+            weft__steal_result r = weft__deque_steal_any(&victim->deque, &item);
+            if (r == WEFT_STEAL_SUCCESS) {
+                /* Relaxed: a statistic only we write. */
+                weft_atomic_store_relaxed(&w->steals, weft_atomic_load_relaxed(&w->steals) + 1);
+                return item;
+            }
+            if (r == WEFT_STEAL_RETRY)
+                contended = true;
+        }
+        weft_task *t = take_from_inject(w);
+        if (t || !contended)
+            return t;
+    }
+    return NULL;
+}
+
+/* (P2) Is any work visible anywhere? Called after P1's barrier. */
+static bool work_visible(weft_runtime *rt) {
+    if (weft__inject_length_any(&rt->inject) > 0)
+        return true;
+    for (unsigned i = 0; i < rt->worker_count; i++)
+        if (weft__deque_size_any(&rt->workers[i]->deque) > 0)
+            return true;
+    return false;
+}
+
+static void park(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    /* (P1) */
+    bool last_searcher = weft__idle_prepare_park(&rt->idle, w->index, w->searching);
+    w->searching = false;
+    /* (P2) */
+    if (last_searcher && work_visible(rt))
+        notify_one(rt);
+    /* (P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
+     * stopping pairs with the release store in weft_runtime_destroy. */
+    while (weft_atomic_u32_load_acquire(&w->wake_word) == 0) {
+        if (weft_atomic_load_acquire(&rt->stopping))
+            return;
+        weft__futex_wait(&w->wake_word, 0);
+    }
+    weft_atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
+    w->searching = true;                             /* the claimer counted us as a searcher (N3) */
+}
+
+/* Runs when a task's function has returned, or when it could not start, on the worker
+ * that ran it. After weft__task_complete the object may be freed: do not touch it. */
+static void finish(weft__worker *w, weft_task *t) {
+    weft_runtime *rt = w->runtime;
+    if (t->stack) {
+        weft__stack_put_owner(&rt->stacks, &w->stacks, t->stack);
+        t->stack = NULL;
+    }
+    weft_task *joiner;
+    weft__task_complete(t, &w->tasks, &joiner);
+    if (joiner)
+        weft__worker_schedule(joiner->runtime, joiner);
+    weft__runtime_task_done(rt);
+}
+
+/* The task's function, in a frame that returns (see WEFT_NO_SANITIZER_FRAME). */
+__attribute__((noinline)) static void run_function(weft_task *t) {
+    t->result = t->fn(t->arg);
+}
+
+/* The last switch of a task: never returns. */
+WEFT_NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void exit_current(void) {
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w->current;
+    weft__fiber_before_switch(&t->fiber, &w->scheduler_fiber, true);
+    weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)WEFT_SWITCH_EXIT);
+    __builtin_unreachable();
+}
+
+WEFT_NO_SANITIZER_FRAME static void task_entry(void *value) {
+    weft_task *t = value;
+    weft__fiber_after_switch(&t->fiber);
+    run_function(t);
+    exit_current();
+}
+
+/* Gives t its stack on its first run. False if none could be had: t is finished. */
+static bool start(weft__worker *w, weft_task *t) {
+    weft_runtime *rt = w->runtime;
+    weft__stack *s = weft__stack_get_owner(&rt->stacks, &w->stacks);
+    if (!s) {
+        /* Full: the bit is clear (it is set only here, once), so adding sets it; the
+         * barrier orders it before COMPLETE, which the joiner reads with acquire. */
+        weft_atomic_fetch_add_full(&t->state, WEFT_TASK_START_FAILED);
+        finish(w, t);
+        return false;
+    }
+    t->stack = s;
+    weft__fiber_init_task(&t->fiber, s->low, weft__stack_usable(s), &s->sanitizer_fiber);
+    t->context = weft__context_make(s->top, task_entry);
+    return true;
+}
+
+static void run(weft__worker *w, weft_task *t) {
+    if (!t->stack && !start(w, t))
+        return;
+    w->current = t;
+    weft__fiber_before_switch(&w->scheduler_fiber, &t->fiber, false);
+    void *reason = weft__context_switch(&w->scheduler, t->context, t);
+    weft__fiber_after_switch(&w->scheduler_fiber);
+    w->current = NULL;
+    if (!weft__stack_canary_intact(t->stack))
+        weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
+    switch ((weft__switch_reason)(uintptr_t)reason) {
+    case WEFT_SWITCH_PARK:
+        if (!weft__task_finish_park(t)) {
+            push_local_quiet(w, t); /* woken already: runs next (LIFO) */
+        }
+        break;
+    case WEFT_SWITCH_YIELD:
+        weft__fifo_push(&w->yield_queue, &t->link);
+        break;
+    case WEFT_SWITCH_EXIT:
+        finish(w, t);
+        break;
+    }
+}
+
+void weft__worker_suspend_current(weft__switch_reason reason) {
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w->current;
+    weft__fiber_before_switch(&t->fiber, &w->scheduler_fiber, false);
+    weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)reason);
+    /* Resumed, maybe on another worker: `w` is stale from here on. */
+    weft__fiber_after_switch(&t->fiber);
+}
+
+/* Called by the trampoline in the arch/ assembly if a context's entry function returns. */
+__attribute__((visibility("hidden"), noreturn)) void weft__context_entry_returned(void);
+void weft__context_entry_returned(void) {
+    static const char msg[] = "weft: a task's entry function returned; aborting\n";
+    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    (void)r;
+    abort();
+}
+
+static void init_scheduler_fiber(weft__worker *w) {
+    void *bottom = NULL;
+    size_t size = 0;
+#if defined(WEFT_ASAN)
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &bottom, &size);
+        pthread_attr_destroy(&attr);
+    }
+#endif
+    weft__fiber_init_thread(&w->scheduler_fiber, bottom, size);
+}
+
+void *weft__worker_main(void *arg) {
+    weft__worker *w = arg;
+    weft_runtime *rt = w->runtime;
+    this_worker = w;
+    init_scheduler_fiber(w);
+    w->signal_stack = weft__fault_thread_init();
+    for (;;) {
+        weft_task *t = next_local(w);
+        if (t) {
+            run(w, t);
+            continue;
+        }
+        if (!w->searching)
+            w->searching = weft__idle_begin_searching(&rt->idle);
+        if (w->searching) {
+            t = steal(w);
+            if (t) {
+                w->searching = false;
+                if (weft__idle_end_searching(&rt->idle))
+                    notify_one(rt); /* the last searcher hands searching on */
+                run(w, t);
+                continue;
+            }
+        }
+        /* Acquire: pairs with weft_runtime_destroy's release store. */
+        if (weft_atomic_load_acquire(&rt->stopping))
+            break;
+        park(w);
+    }
+    weft__stack_cache_drain_owner(&rt->stacks, &w->stacks);
+    weft__fault_thread_exit(w->signal_stack);
+    w->signal_stack = NULL;
+    this_worker = NULL;
+    return NULL;
+}

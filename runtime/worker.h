@@ -1,0 +1,112 @@
+/*
+ * worker.h: a worker thread and the runtime it belongs to. Fields are grouped by who
+ * may touch them (Tokio's Core / Shared split).
+ */
+#ifndef WEFT_WORKER_H
+#define WEFT_WORKER_H
+
+#include "arch/context.h"
+#include "atomic.h"
+#include "deque.h"
+#include "inject.h"
+#include "list.h"
+#include "park.h"
+#include "sanitizer.h"
+#include "stack.h"
+#include "task.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct weft__worker {
+    /* ---- Owner only: the worker's thread, in its scheduler or in a task running on
+     * it. (A task that migrates stops being this worker's before it runs elsewhere.) */
+    weft_runtime *runtime;
+    unsigned index;
+    weft_task *current;      /* the task running now, or NULL in the scheduler */
+    weft__context scheduler; /* the worker's own stack while a task runs */
+    weft__fiber scheduler_fiber;
+    weft__fifo yield_queue; /* tasks that called weft_yield, oldest first */
+    weft__stack_cache stacks;
+    weft__task_pool tasks;
+    uint64_t tick;              /* scheduling rounds, for fairness checks */
+    uint64_t random;            /* xorshift state for choosing victims */
+    uint64_t next_id, id_limit; /* a block of task ids taken from the process counter */
+    bool searching;             /* counted as searching in runtime->idle */
+    void *signal_stack;         /* sigaltstack for reporting stack overflows */
+    pthread_t thread;
+
+    /* ---- Shared with other workers and threads. */
+    weft__deque deque;         /* owner pushes and pops; anyone steals */
+    weft_atomic_u32 wake_word; /* futex: set to 1 by whoever claims this sleeper */
+    weft_atomic_word steals;   /* statistics: written by the owner, read by anyone */
+} weft__worker;
+
+struct weft_runtime {
+    /* ---- Immutable after weft_runtime_create. */
+    unsigned worker_count;
+    size_t stack_size;
+    size_t max_tasks;
+    weft__worker **workers;
+
+    /* ---- Shared, each with its own synchronisation. */
+    weft__inject inject;      /* spawns from other threads, deque overflow */
+    weft__idle idle;          /* searching / parked workers */
+    weft__stack_depot stacks; /* mutex inside */
+    pthread_mutex_t shared_tasks_lock;
+    weft__task_pool shared_tasks; /* task objects for spawns from other threads */
+    /* Tasks spawned and not yet finished. Full-barrier RMWs: paired with
+     * shutting_down in the shutdown protocol (runtime.c). */
+    weft_atomic_word live_tasks;
+    weft_atomic_word tasks_spawned;   /* statistics */
+    weft_atomic_word destroy_claimed; /* CAS 0 -> 1 by the one thread destroying */
+    weft_atomic_word shutting_down;   /* destroy has begun: foreign spawns fail */
+    weft_atomic_word stopping;        /* every task is done: workers exit */
+    weft_atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
+                                       * during shutdown */
+};
+
+/* The worker running on the calling thread, or NULL. Not inlined, and read fresh on
+ * every call: a task may resume on another thread after any switch, so callers must
+ * not keep the result across weft_yield, a join, or anything that parks. */
+weft__worker *weft__worker_current(void);
+
+/* The worker's thread body. */
+void *weft__worker_main(void *worker);
+
+/* Makes t runnable: on the calling worker's deque if it is one of t's runtime's
+ * workers, else on the injection queue; then wakes an idle worker if none is
+ * searching. */
+void weft__worker_schedule(weft_runtime *rt, weft_task *t);
+
+/* Inside a task: switches to the worker with `reason` (park or yield), returns when
+ * the task runs again (possibly on another worker). */
+void weft__worker_suspend_current(weft__switch_reason reason);
+
+/* A fresh task id (process-wide unique, never 0). w may be NULL. */
+uint64_t weft__worker_next_id(weft__worker *w);
+
+/* Wakes worker w if it sleeps (shutdown: every worker). */
+void weft__worker_unpark(weft__worker *w);
+
+/* Bookkeeping when a task has finished (runtime.c): the live count and shutdown. */
+void weft__runtime_task_done(weft_runtime *rt);
+
+/* A worker's deque holds this many tasks; past it, half go to the injection queue.
+ * 256, as Tokio's local queue: enough that overflow is rare outside spawn storms, small
+ * enough (2 KiB) to stay in cache. */
+#define WEFT_DEQUE_CAPACITY 256
+
+/* Stack overflow report (fault.c): the message, then abort(). Async-signal-safe. */
+_Noreturn void weft__report_overflow(const weft_task *t, size_t stack_size, const void *addr,
+                                     const char *how);
+
+/* fault.c: the SIGSEGV/SIGBUS handler, installed while any runtime exists, and each
+ * worker thread's signal stack. */
+int weft__fault_install(void);
+void weft__fault_uninstall(void);
+void *weft__fault_thread_init(void);
+void weft__fault_thread_exit(void *signal_stack);
+
+#endif /* WEFT_WORKER_H */

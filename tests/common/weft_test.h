@@ -1,0 +1,65 @@
+/*
+ * weft_test.h: what every weft test shares: a failure macro for the plain (non-Criterion)
+ * tests that must also run under ThreadSanitizer, the size scale, and the leak check
+ * every test ends with.
+ */
+#ifndef WEFT_TEST_H
+#define WEFT_TEST_H
+
+#include "sanitizer.h" /* WEFT_TSAN, WEFT_ASAN */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "weft.h"
+
+/* Fails a plain test: prints where and why, exits 1. */
+#define WEFT_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Sizes scale with WEFT_TEST_SCALE (default 1; tools/stress raises it). Under TSan each
+ * task stack costs a TSan fiber of ~300 KB, so big counts shrink by `tsan_divisor`. */
+static inline size_t weft_test_size(size_t n, size_t tsan_divisor) {
+    const char *s = getenv("WEFT_TEST_SCALE");
+    double scale = s ? atof(s) : 1.0;
+    if (scale <= 0)
+        scale = 1.0;
+#if defined(WEFT_TSAN)
+    n /= tsan_divisor ? tsan_divisor : 1;
+#else
+    (void)tsan_divisor;
+#endif
+    size_t scaled = (size_t)((double)n * scale);
+    return scaled ? scaled : 1;
+}
+
+/* Every runtime destroyed, every stack unmapped, every runtime allocation freed. */
+static inline int weft_test_leaks(char *why, size_t size) {
+    weft_stats s;
+    weft_stats_get(&s);
+    snprintf(why, size, "runtimes %llu, stack bytes %llu, heap bytes %llu",
+             (unsigned long long)s.runtimes, (unsigned long long)s.stack_bytes,
+             (unsigned long long)s.heap_bytes);
+    return s.runtimes != 0 || s.stack_bytes != 0 || s.heap_bytes != 0;
+}
+
+#define WEFT_CHECK_NO_LEAKS()                                                                      \
+    do {                                                                                           \
+        char why_[160];                                                                            \
+        WEFT_CHECK(!weft_test_leaks(why_, sizeof why_), "weft leaked: %s", why_);                  \
+    } while (0)
+
+static inline void weft_test_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#endif /* WEFT_TEST_H */

@@ -1,0 +1,247 @@
+/*
+ * plain_spawn_join.c: spawn, join, detach and shutdown, end to end, on real worker
+ * threads. A plain executable (not Criterion) so that it also runs under
+ * ThreadSanitizer; every case checks its results exactly and ends with the runtime
+ * destroyed and nothing leaked.
+ */
+#include "weft_test.h"
+
+#include "atomic.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- fib: recursive fork-join ---------------------------------------------------- */
+
+static void *fib(void *arg) {
+    intptr_t n = (intptr_t)arg;
+    if (n < 2)
+        return (void *)n;
+    weft_task *t = weft_spawn(fib, (void *)(n - 1));
+    WEFT_CHECK(t != NULL, "spawn failed: %s", strerror(errno));
+    intptr_t b = (intptr_t)fib((void *)(n - 2));
+    void *a = NULL;
+    WEFT_CHECK(weft_join(t, &a) == 0, "join failed");
+    return (void *)((intptr_t)a + b);
+}
+
+static void test_fib(unsigned workers) {
+    intptr_t n = 25;
+#if defined(WEFT_TSAN)
+    n = 20;
+#endif
+    intptr_t expected[] = {[20] = 6765, [25] = 75025};
+    weft_config cfg = {.workers = workers};
+    void *result = NULL;
+    WEFT_CHECK(weft_run(&cfg, fib, (void *)n, &result) == 0, "weft_run failed");
+    WEFT_CHECK((intptr_t)result == expected[n], "fib(%ld) = %ld", (long)n, (long)(intptr_t)result);
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- many tasks from one task, joined in order ------------------------------------ */
+
+static void *identity(void *arg) {
+    return arg;
+}
+
+static void *spawn_many(void *arg) {
+    size_t n = (size_t)arg;
+    weft_task **tasks = malloc(n * sizeof(*tasks));
+    WEFT_CHECK(tasks != NULL, "malloc");
+    for (size_t i = 0; i < n; i++) {
+        tasks[i] = weft_spawn(identity, (void *)i);
+        WEFT_CHECK(tasks[i] != NULL, "spawn %zu failed: %s", i, strerror(errno));
+    }
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *r;
+        WEFT_CHECK(weft_join(tasks[i], &r) == 0, "join %zu", i);
+        WEFT_CHECK((size_t)r == i, "task %zu returned %zu", i, (size_t)r);
+        sum += (size_t)r;
+    }
+    free(tasks);
+    return (void *)sum;
+}
+
+static void test_spawn_many(void) {
+    size_t n = weft_test_size(100000, 2);
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    void *sum;
+    WEFT_CHECK(weft_block_on(rt, spawn_many, (void *)n, &sum) == 0, "block_on");
+    WEFT_CHECK((size_t)sum == n * (n - 1) / 2, "sum %zu", (size_t)sum);
+    weft_runtime_stats st;
+    WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
+    WEFT_CHECK(st.tasks_spawned == n + 1, "spawned %llu", (unsigned long long)st.tasks_spawned);
+    WEFT_CHECK(st.tasks_live == 0, "live %llu after every join", (unsigned long long)st.tasks_live);
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- threads that are not workers spawn and join ---------------------------------- */
+
+struct foreign_job {
+    weft_runtime *rt;
+    size_t count;
+    size_t base;
+    weft_task **handles; /* spawned by this thread, joined by the next one */
+    size_t sum;
+};
+
+static void *foreign_spawn(void *arg) {
+    struct foreign_job *job = arg;
+    for (size_t i = 0; i < job->count; i++) {
+        job->handles[i] = weft_spawn_on(job->rt, identity, (void *)(job->base + i));
+        WEFT_CHECK(job->handles[i] != NULL, "spawn_on: %s", strerror(errno));
+    }
+    return NULL;
+}
+
+static void *foreign_join(void *arg) {
+    struct foreign_job *job = arg;
+    for (size_t i = 0; i < job->count; i++) {
+        void *r;
+        WEFT_CHECK(weft_join(job->handles[i], &r) == 0, "foreign join");
+        job->sum += (size_t)r;
+    }
+    return NULL;
+}
+
+static void test_foreign_threads(void) {
+    enum { THREADS = 4 };
+    size_t per = weft_test_size(5000, 5);
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    struct foreign_job jobs[THREADS];
+    pthread_t threads[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (struct foreign_job){rt, per, i * per, malloc(per * sizeof(weft_task *)), 0};
+        pthread_create(&threads[i], NULL, foreign_spawn, &jobs[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(threads[i], NULL);
+    /* Each handle is joined by a different thread than the one that spawned it. */
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&threads[i], NULL, foreign_join, &jobs[(i + 1) % THREADS]);
+    size_t total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        total += jobs[i].sum;
+        free(jobs[i].handles);
+    }
+    size_t n = THREADS * per;
+    WEFT_CHECK(total == n * (n - 1) / 2, "foreign sum %zu", total);
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- destroy waits for detached tasks, and for what they spawn -------------------- */
+
+static weft_atomic_word detached_ran;
+
+static void *detached_leaf(void *arg) {
+    (void)arg;
+    weft_yield();
+    weft_atomic_fetch_add_full(&detached_ran, 1);
+    return NULL;
+}
+
+static void *detached_parent(void *arg) {
+    size_t children = (size_t)arg;
+    for (size_t i = 0; i < children; i++) {
+        weft_task *t = weft_spawn(detached_leaf, NULL);
+        WEFT_CHECK(t != NULL, "spawn");
+        weft_detach(t);
+    }
+    weft_atomic_fetch_add_full(&detached_ran, 1);
+    return NULL;
+}
+
+static void test_destroy_waits_for_detached(void) {
+    size_t parents = weft_test_size(1000, 5), children = 10;
+    weft_atomic_store_relaxed(&detached_ran, 0);
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    for (size_t i = 0; i < parents; i++) {
+        weft_task *t = weft_spawn_on(rt, detached_parent, (void *)children);
+        WEFT_CHECK(t != NULL, "spawn_on");
+        weft_detach(t);
+    }
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    AO_t ran = weft_atomic_load_acquire(&detached_ran);
+    WEFT_CHECK(ran == parents * (children + 1), "destroy returned after %lu of %zu tasks",
+               (unsigned long)ran, parents * (children + 1));
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- a task of one runtime joins a task of another -------------------------------- */
+
+static weft_runtime *other_runtime;
+
+static void *join_other(void *arg) {
+    weft_task *t = weft_spawn_on(other_runtime, fib, arg);
+    WEFT_CHECK(t != NULL, "spawn_on other runtime");
+    void *r;
+    WEFT_CHECK(weft_join(t, &r) == 0, "join across runtimes");
+    return r;
+}
+
+static void test_cross_runtime(void) {
+    weft_runtime *a;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 1}, &a) == 0, "create a");
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &other_runtime) == 0, "b");
+    void *r;
+    WEFT_CHECK(weft_block_on(a, join_other, (void *)15, &r) == 0, "block_on");
+    WEFT_CHECK((intptr_t)r == 610, "fib(15) across runtimes = %ld", (long)(intptr_t)r);
+    WEFT_CHECK(weft_runtime_destroy(other_runtime) == 0, "destroy b");
+    WEFT_CHECK(weft_runtime_destroy(a) == 0, "destroy a");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- yield lets the worker's other runnable tasks run first ----------------------- */
+
+static int order[8];
+static int order_count;
+
+static void *record(void *arg) {
+    order[order_count++] = (int)(intptr_t)arg; /* one worker: no race */
+    return NULL;
+}
+
+static void *yielder(void *arg) {
+    (void)arg;
+    weft_task *b = weft_spawn(record, (void *)2);
+    weft_task *c = weft_spawn(record, (void *)3);
+    order[order_count++] = 1;
+    weft_yield(); /* b and c are runnable on this worker: both run before we go on */
+    order[order_count++] = 4;
+    weft_join(b, NULL);
+    weft_join(c, NULL);
+    return NULL;
+}
+
+static void test_yield_order(void) {
+    order_count = 0;
+    WEFT_CHECK(weft_run(&(weft_config){.workers = 1}, yielder, NULL, NULL) == 0, "run");
+    WEFT_CHECK(order_count == 4, "%d entries", order_count);
+    WEFT_CHECK(order[0] == 1 && order[3] == 4, "order %d %d %d %d", order[0], order[1], order[2],
+               order[3]);
+    WEFT_CHECK(order[1] + order[2] == 5, "b and c ran while yielding");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+int main(void) {
+    test_fib(1);
+    test_fib(2);
+    test_spawn_many();
+    test_foreign_threads();
+    test_destroy_waits_for_detached();
+    test_cross_runtime();
+    test_yield_order();
+    printf("plain_spawn_join: all cases passed\n");
+    return 0;
+}
