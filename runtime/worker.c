@@ -325,21 +325,23 @@ void *weft__worker_main(void *arg) {
     w->signal_stack = weft__fault_thread_init();
     for (;;) {
         weft_task *t = next_local(w);
-        if (t) {
-            run(w, t);
-            continue;
+        if (!t) {
+            if (!w->searching)
+                w->searching = weft__idle_begin_searching(&rt->idle);
+            if (w->searching)
+                t = steal(w);
         }
-        if (!w->searching)
-            w->searching = weft__idle_begin_searching(&rt->idle);
-        if (w->searching) {
-            t = steal(w);
-            if (t) {
+        if (t) {
+            /* Found work, however: stop counting as a searcher (a woken worker starts
+             * as one, and may find its work in the injection queue), and if we were the
+             * last, hand searching on so the rest of the work is found too. */
+            if (w->searching) {
                 w->searching = false;
                 if (weft__idle_end_searching(&rt->idle))
-                    notify_one(rt); /* the last searcher hands searching on */
-                run(w, t);
-                continue;
+                    notify_one(rt);
             }
+            run(w, t);
+            continue;
         }
         /* Acquire: pairs with weft_runtime_destroy's release store. */
         if (weft_atomic_load_acquire(&rt->stopping))

@@ -26,7 +26,9 @@
     } while (0)
 
 /* Sizes scale with WEFT_TEST_SCALE (default 1; tools/stress raises it). Under TSan each
- * task stack costs a TSan fiber of ~300 KB, so big counts shrink by `tsan_divisor`. */
+ * task stack alive at once costs a TSan fiber (a ~300 KB ThreadState, about 20 ms with
+ * its page faults on this VM), so counts of tasks alive at once shrink by
+ * `tsan_divisor`. */
 static inline size_t weft_test_size(size_t n, size_t tsan_divisor) {
     const char *s = getenv("WEFT_TEST_SCALE");
     double scale = s ? atof(s) : 1.0;

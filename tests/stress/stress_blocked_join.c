@@ -38,7 +38,7 @@ static void *link_task(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    chain_length = argc > 1 ? strtoull(argv[1], NULL, 10) : weft_test_size(100000, 50);
+    chain_length = argc > 1 ? strtoull(argv[1], NULL, 10) : weft_test_size(100000, 400);
     weft_config cfg = {.workers = 2};
     if (argc > 2)
         cfg.stack_size = strtoull(argv[2], NULL, 10);

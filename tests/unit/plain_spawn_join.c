@@ -162,7 +162,7 @@ static void *detached_parent(void *arg) {
 }
 
 static void test_destroy_waits_for_detached(void) {
-    size_t parents = weft_test_size(1000, 5), children = 10;
+    size_t parents = weft_test_size(1000, 25), children = 10;
     weft_atomic_store_relaxed(&detached_ran, 0);
     weft_runtime *rt;
     WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
@@ -234,9 +234,49 @@ static void test_yield_order(void) {
     WEFT_CHECK_NO_LEAKS();
 }
 
+/* ---- an idle worker picks up work a busy worker spawned -------------------------- */
+
+static weft_atomic_word child_ran;
+
+static void *set_flag(void *arg) {
+    (void)arg;
+    weft_atomic_store_release(&child_ran, 1);
+    return NULL;
+}
+
+/* Spins without yielding until its child has run: only another worker can run it, so
+ * this hangs (and the test fails on its 5 s limit) if the idle worker is not woken. */
+static void *busy_parent(void *arg) {
+    (void)arg;
+    weft_atomic_store_relaxed(&child_ran, 0);
+    weft_task *t = weft_spawn(set_flag, NULL);
+    WEFT_CHECK(t != NULL, "spawn");
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!weft_atomic_load_acquire(&child_ran)) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        WEFT_CHECK(now.tv_sec - start.tv_sec < 5, "no idle worker ran the spawned task");
+    }
+    return (void *)(intptr_t)weft_join(t, NULL);
+}
+
+static void test_idle_worker_steals(void) {
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    for (int i = 0; i < 200; i++) {
+        void *rc;
+        WEFT_CHECK(weft_block_on(rt, busy_parent, NULL, &rc) == 0 && rc == NULL, "round %d", i);
+        if (i % 50 == 0)
+            weft_test_sleep_ms(20); /* let both workers park between some rounds */
+    }
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_CHECK_NO_LEAKS();
+}
+
 int main(void) {
     test_fib(1);
     test_fib(2);
+    test_idle_worker_steals();
     test_spawn_many();
     test_foreign_threads();
     test_destroy_waits_for_detached();

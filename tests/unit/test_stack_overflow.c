@@ -56,10 +56,12 @@ static void *canary_task(void *arg) {
     return NULL;
 }
 
+static volatile uintptr_t bad_address = 8;
+
 static void *null_task(void *arg) {
     (void)arg;
-    volatile int *p = NULL;
-    return (void *)(intptr_t)*p;
+    /* Not NULL itself: UBSan would report a null load before the fault happened. */
+    return (void *)(intptr_t) * (volatile int *)bad_address;
 }
 
 static void app_handler(int sig) {
