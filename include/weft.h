@@ -129,7 +129,9 @@ WEFT_API weft_task *weft_spawn(weft_fn fn, void *arg);
 /* Waits until t's function has returned, stores its return value in *result (result may
  * be NULL) and consumes the handle. Inside a task it parks the task; from any other
  * thread it blocks that thread. Returns 0, or: -EINVAL (t is NULL, or another join of t
- * is already waiting), -EDEADLK (t is the calling task). A handle must not be used
+ * is already waiting, or t was detached), -EDEADLK (t is the calling task), -ENOMEM (no
+ * stack could be mapped when t was due to start: t never ran, *result is NULL; the
+ * handle is consumed all the same). A handle must not be used
  * after it was joined or detached: that is undefined, like a double free. */
 WEFT_API int weft_join(weft_task *t, void **result);
 
