@@ -94,4 +94,13 @@ static inline unsigned weft_atomic_u32_cas_full(weft_atomic_u32 *p, unsigned exp
     return AO_int_fetch_compare_and_swap_full(p, expected, desired);
 }
 
+/* A spin-wait hint for loops that wait a few instructions for another thread. */
+static inline void weft_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 #endif /* WEFT_ATOMIC_H */

@@ -215,10 +215,9 @@ WEFT_API weft_task *weft_spawn_on(weft_runtime *rt, weft_fn fn, void *arg) {
     return spawn(rt, weft__worker_current(), fn, arg);
 }
 
-/* Consumes a completed handle: result out, object freed. */
+/* (J5) Consumes a completed handle: result out, object freed. */
 static int take_result(weft_task *t, void **result) {
-    /* Acquire: COMPLETE was seen by the caller; this re-read orders `result`. */
-    AO_t s = weft_atomic_load_acquire(&t->state);
+    AO_t s = weft__task_await_wake_done(t);
     if (result)
         *result = (s & WEFT_TASK_START_FAILED) ? NULL : t->result;
     weft__worker *w = weft__worker_current();

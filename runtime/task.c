@@ -18,22 +18,25 @@
  * schedules the task, and at most once.
  *
  * Join (the only wake-up source in this version). Each park of a joiner has exactly one
- * waker, the worker that completes the child, and that wake is its last touch of the
- * joiner; so a woken joiner is never woken again late, and it may free the child and
- * run on (even exit) without a wake still in flight.
+ * waker, the worker that completes the child:
  *
  *   joiner                                    completer (the child's worker)
- *   (J1) if COMPLETE: take the result.        (C1) read state; if JOIN_WAITING, read
+ *   (J1) if COMPLETE: go to J5.               (C1) read state; if JOIN_WAITING, read
  *   (J2) claim `joiner` by CAS from 0              `joiner` (published by J3)
- *        (fails: a second joiner, -EINVAL).   (C2) CAS: state |= COMPLETE
- *   (J3) CAS: state |= JOIN_WAITING,          (C3) wake the joiner read in C1; if
- *        failing if COMPLETE arrived (J1).         RELEASED instead, free the child.
- *   (J4) park until COMPLETE.
+ *        (fails: a second joiner, -EINVAL).   (C2) CAS: state |= COMPLETE, and also
+ *   (J3) CAS: state |= JOIN_WAITING,               WAKE_DONE if nobody waits
+ *        failing if COMPLETE arrived (J1).    (C3) wake the joiner read in C1 (or free
+ *   (J4) park until COMPLETE.                      the child if it was detached)
+ *   (J5) wait for WAKE_DONE, take the         (C4) state |= WAKE_DONE: the last touch
+ *        result, free the child.                   of either object
  *
- * C2 is after the task's last switch, so the joiner may free the child as soon as it
- * sees COMPLETE. J3 and C2 are CASes on one word: if J3 wins, C1 (retried after a
- * failed C2) sees JOIN_WAITING and C3 wakes the joiner; if C2 wins, J3 fails and J1
- * takes the result without parking.
+ * C2 is after the task's last switch, so nothing runs on the child's stack any more.
+ * J3 and C2 are CASes on one word: if J3 wins, C1 (retried after a failed C2) sees
+ * JOIN_WAITING and C3 wakes the joiner; if C2 wins, J3 fails and the joiner goes to J5
+ * without parking. J5 matters when the joiner sees COMPLETE on its own (between J3 and
+ * J4's park, or from another thread) before C3 has happened: without it the joiner
+ * could free the child, run on and exit while C3 is about to touch it. The wait is the
+ * few instructions between C2 and C4, so J5 spins rather than parks.
  *
  * Pools: see task.h. Freed objects keep their memory until the runtime is destroyed
  * (type-stable memory); a freed task's state word is reinitialised atomically.
@@ -192,34 +195,45 @@ bool weft__task_finish_park(weft_task *t) {
     }
 }
 
-void weft__task_complete(weft_task *t, weft__task_pool *caller_pool, weft_task **task_joiner) {
-    *task_joiner = NULL;
+void weft__task_complete(weft_task *t, weft__task_pool *caller_pool,
+                         void (*schedule)(weft_task *joiner)) {
     AO_t s = weft_atomic_load_acquire(&t->state);
     for (;;) {
         AO_t joiner = 0;
         if (s & WEFT_TASK_JOIN_WAITING)
             joiner = weft_atomic_load_relaxed(&t->joiner); /* (C1): ordered by J3/acquire */
+        AO_t next = s | WEFT_TASK_COMPLETE | (joiner ? 0 : WEFT_TASK_WAKE_DONE);
         /* (C2) Full: release publishes `result`; acquire pairs with J3. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_COMPLETE);
+        AO_t seen = weft_atomic_cas_full(&t->state, s, next);
         if (seen != s) {
             s = seen;
             continue;
         }
-        /* (C3) From here on t may be freed by its joiner: use only locals. */
-        if (joiner & 1) {
+        if (joiner & 1) { /* (C3) a thread that is not a worker */
             weft__foreign_waiter *w = (weft__foreign_waiter *)(joiner & ~(AO_t)1);
             /* Release: pairs with the foreign joiner's acquire load of `done`. */
             weft_atomic_u32_store_release(&w->done, 1);
-            /* The waiter may already have seen `done` and returned: a wake on a stale
-             * address is harmless (futex waiters always re-check). */
             weft__futex_wake(&w->done, 1);
-        } else if (joiner) {
+        } else if (joiner) { /* (C3) a task */
             weft_task *j = (weft_task *)joiner;
             if (weft__task_wake(j))
-                *task_joiner = j;
-        } else if (s & WEFT_TASK_RELEASED) {
+                schedule(j);
+        } else if (s & WEFT_TASK_RELEASED) { /* detached: the last reference is ours */
             weft__task_free(t, caller_pool);
+            return;
         }
+        if (joiner) /* (C4) Full: our last touch; pairs with J5's acquire. */
+            weft_atomic_fetch_add_full(&t->state, WEFT_TASK_WAKE_DONE);
         return;
+    }
+}
+
+AO_t weft__task_await_wake_done(weft_task *t) {
+    for (;;) {
+        /* (J5) Acquire: pairs with C2 (result) and C4. */
+        AO_t s = weft_atomic_load_acquire(&t->state);
+        if (s & WEFT_TASK_WAKE_DONE)
+            return s;
+        weft_cpu_relax();
     }
 }

@@ -35,7 +35,10 @@ enum {
     WEFT_TASK_RELEASED = 1u << 4,
     /* No stack could be mapped when the task was due to start: it never ran. */
     WEFT_TASK_START_FAILED = 1u << 5,
-    /* Bits 6-15 are reserved for cancellation and deadline-bounded waits. */
+    /* The completer is done with the joiner (set with COMPLETE when nobody waits, or
+     * right after waking the joiner): the joiner may free the object and run on. */
+    WEFT_TASK_WAKE_DONE = 1u << 6,
+    /* Bits 7-15 are reserved for cancellation and deadline-bounded waits. */
 };
 
 /* Why a task switched back to its worker: the value it passes across the switch. */
@@ -114,10 +117,14 @@ void weft__task_free(weft_task *t, weft__task_pool *caller_pool);
  * true if the caller must now schedule it (it was parked). */
 bool weft__task_wake(weft_task *t);
 
-/* After a task's last switch, on its worker: records completion and tells the joiner
- * or frees a detached object. Returns the joiner to wake: a task (to schedule) in
- * *task_joiner, or NULL. Foreign joiners are woken inside. */
-void weft__task_complete(weft_task *t, weft__task_pool *caller_pool, weft_task **task_joiner);
+/* After a task's last switch, on its worker: records completion, wakes the joiner
+ * (scheduling it through `schedule` when it was parked) or frees a detached object. */
+void weft__task_complete(weft_task *t, weft__task_pool *caller_pool,
+                         void (*schedule)(weft_task *joiner));
+
+/* The joiner's side, once it has seen COMPLETE: waits out the completer's last touch
+ * (WAKE_DONE, a few instructions away) and returns the final state word. */
+AO_t weft__task_await_wake_done(weft_task *t);
 
 /* After a task switched out to park, on its worker: PARKED is set and true returned,
  * or a wake-up already arrived (NOTIFIED consumed) and false is returned: the caller

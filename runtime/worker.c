@@ -208,6 +208,10 @@ static void park(weft__worker *w) {
     w->searching = true;                             /* the claimer counted us as a searcher (N3) */
 }
 
+static void schedule_joiner(weft_task *joiner) {
+    weft__worker_schedule(joiner->runtime, joiner);
+}
+
 /* Runs when a task's function has returned, or when it could not start, on the worker
  * that ran it. After weft__task_complete the object may be freed: do not touch it. */
 static void finish(weft__worker *w, weft_task *t) {
@@ -216,10 +220,7 @@ static void finish(weft__worker *w, weft_task *t) {
         weft__stack_put_owner(&rt->stacks, &w->stacks, t->stack);
         t->stack = NULL;
     }
-    weft_task *joiner;
-    weft__task_complete(t, &w->tasks, &joiner);
-    if (joiner)
-        weft__worker_schedule(joiner->runtime, joiner);
+    weft__task_complete(t, &w->tasks, schedule_joiner);
     weft__runtime_task_done(rt);
 }
 
