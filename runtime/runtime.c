@@ -69,12 +69,12 @@ static void free_runtime(weft_runtime *rt) {
         weft__worker *w = rt->workers[i];
         if (!w)
             continue;
-        weft__task_pool_destroy(&w->tasks);
+        weft__pool_destroy(&w->tasks);
         weft__deque_destroy(&w->deque);
         weft__free(w, sizeof(*w));
     }
     weft__free(rt->workers, sizeof(*rt->workers) * rt->worker_count);
-    weft__task_pool_destroy(&rt->shared_tasks);
+    weft__pool_destroy(&rt->shared_tasks);
     pthread_mutex_destroy(&rt->shared_tasks_lock);
     weft__stack_depot_destroy(&rt->stacks);
     weft__idle_destroy(&rt->idle);
@@ -114,7 +114,7 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     rt->max_tasks = c.max_tasks;
     weft__inject_init(&rt->inject);
     pthread_mutex_init(&rt->shared_tasks_lock, NULL);
-    weft__task_pool_init(&rt->shared_tasks, &rt->shared_tasks_lock);
+    weft__pool_init(&rt->shared_tasks, sizeof(weft_task), &rt->shared_tasks_lock);
     int idle_err = weft__idle_init(&rt->idle, c.workers);
     int stack_err = weft__stack_depot_init(&rt->stacks, c.stack_size);
     rt->workers = weft__alloc(sizeof(*rt->workers) * c.workers, sizeof(void *));
@@ -140,7 +140,7 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
         w->index = i;
         w->random = 0x9e3779b97f4a7c15ull * (i + 1); /* any non-zero seed */
         weft__fifo_init(&w->yield_queue);
-        weft__task_pool_init(&w->tasks, NULL);
+        weft__pool_init(&w->tasks, sizeof(weft_task), NULL);
     }
     for (unsigned i = 0; i < c.workers; i++) {
         if (pthread_create(&rt->workers[i]->thread, NULL, weft__worker_main, rt->workers[i])) {
@@ -370,9 +370,9 @@ WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     out->workers = rt->worker_count;
     /* Relaxed throughout: independent counters read for a report. */
     out->tasks_spawned = weft_atomic_load_relaxed(&rt->tasks_spawned);
-    uint64_t live = weft__task_pool_live(&rt->shared_tasks);
+    uint64_t live = weft__pool_live(&rt->shared_tasks);
     for (unsigned i = 0; i < rt->worker_count; i++) {
-        live += weft__task_pool_live(&rt->workers[i]->tasks);
+        live += weft__pool_live(&rt->workers[i]->tasks);
         out->steals += weft_atomic_load_relaxed(&rt->workers[i]->steals);
     }
     out->tasks_live = live;

@@ -7,6 +7,7 @@ set(WEFT_RUNTIME_SOURCES
     runtime/inject.c
     runtime/memory.c
     runtime/park.c
+    runtime/pool.c
     runtime/runtime.c
     runtime/stack.c
     runtime/task.c

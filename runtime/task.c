@@ -38,93 +38,24 @@
  * could free the child, run on and exit while C3 is about to touch it. The wait is the
  * few instructions between C2 and C4, so J5 spins rather than parks.
  *
- * Pools: see task.h. Freed objects keep their memory until the runtime is destroyed
- * (type-stable memory); a freed task's state word is reinitialised atomically.
+ * Task objects come from pools (pool.h): freed objects keep their memory until the
+ * runtime is destroyed (type-stable memory), and a reused object's state word is
+ * reinitialised with an atomic store.
  */
 #include "task.h"
 
 #include "futex.h"
-#include "memory.h"
 
 #include <errno.h>
 #include <string.h>
 
-struct weft__task_chunk {
-    weft__task_chunk *next;
-    weft_task tasks[WEFT_TASKS_PER_CHUNK];
-};
-
-void weft__task_pool_init(weft__task_pool *p, pthread_mutex_t *lock) {
-    memset(p, 0, sizeof(*p));
-    p->lock = lock;
-}
-
-void weft__task_pool_destroy(weft__task_pool *p) {
-    weft__task_chunk *c = p->chunks;
-    while (c) {
-        weft__task_chunk *next = c->next;
-        weft__free(c, sizeof(*c));
-        c = next;
-    }
-    p->chunks = NULL;
-    p->free = NULL;
-}
-
-uint64_t weft__task_pool_live(weft__task_pool *p) {
-    /* Relaxed: statistics. */
-    return weft_atomic_load_relaxed(&p->allocated) - weft_atomic_load_relaxed(&p->freed_local) -
-           weft_atomic_load_relaxed(&p->freed_remote);
-}
-
-static void counter_add_owner(weft_atomic_word *c, AO_t n) {
-    /* Only the owner writes it: a relaxed load and store, no RMW needed. */
-    weft_atomic_store_relaxed(c, weft_atomic_load_relaxed(c) + n);
-}
-
-static weft_task *alloc_owner(weft__task_pool *p) {
-    if (!p->free) {
-        /* Take every object other threads returned. Acquire: pairs with their release
-         * CAS, so their last writes to the objects happened before our reuse. */
-        AO_t head = weft_atomic_load_relaxed(&p->remote);
-        while (head) {
-            AO_t seen = weft_atomic_cas_acquire(&p->remote, head, 0);
-            if (seen == head)
-                break;
-            head = seen;
-        }
-        p->free = (weft__link *)head;
-    }
-    if (!p->free) {
-        weft__task_chunk *c = weft__alloc(sizeof(*c), 64);
-        if (!c)
-            return NULL;
-        c->next = p->chunks;
-        p->chunks = c;
-        for (int i = WEFT_TASKS_PER_CHUNK - 1; i >= 0; i--) {
-            c->tasks[i].home = p;
-            c->tasks[i].link.next = p->free;
-            p->free = &c->tasks[i].link;
-        }
-    }
-    weft__link *l = p->free;
-    p->free = l->next;
-    counter_add_owner(&p->allocated, 1);
-    return weft__container_of(l, weft_task, link);
-}
-
-weft_task *weft__task_alloc(weft__task_pool *p) {
-    weft_task *t;
-    if (p->lock) {
-        pthread_mutex_lock(p->lock);
-        t = alloc_owner(p);
-        pthread_mutex_unlock(p->lock);
-    } else {
-        t = alloc_owner(p);
-    }
+weft_task *weft__task_alloc(weft__pool *p) {
+    weft_task *t = weft__pool_alloc(p);
     if (!t) {
         errno = ENOMEM;
         return NULL;
     }
+    t->home = p;
     /* Atomic stores: the object's memory is type-stable (see the top of the file). */
     weft_atomic_store_relaxed(&t->state, 0);
     weft_atomic_store_relaxed(&t->joiner, 0);
@@ -135,31 +66,8 @@ weft_task *weft__task_alloc(weft__task_pool *p) {
     return t;
 }
 
-void weft__task_free(weft_task *t, weft__task_pool *caller_pool) {
-    weft__task_pool *p = t->home;
-    if (p->lock) {
-        pthread_mutex_lock(p->lock);
-        t->link.next = p->free;
-        p->free = &t->link;
-        counter_add_owner(&p->freed_local, 1);
-        pthread_mutex_unlock(p->lock);
-    } else if (p == caller_pool) {
-        t->link.next = p->free;
-        p->free = &t->link;
-        counter_add_owner(&p->freed_local, 1);
-    } else {
-        /* Treiber push. Release: our writes to the object happen before the owner's
-         * acquire take-all. Push-only plus take-all has no ABA problem. */
-        AO_t head = weft_atomic_load_relaxed(&p->remote);
-        for (;;) {
-            t->link.next = (weft__link *)head;
-            AO_t seen = weft_atomic_cas_release(&p->remote, head, (AO_t)&t->link);
-            if (seen == head)
-                break;
-            head = seen;
-        }
-        weft_atomic_fetch_add_relaxed(&p->freed_remote, 1); /* a statistic */
-    }
+void weft__task_free(weft_task *t, weft__pool *caller_pool) {
+    weft__pool_free(t->home, t, caller_pool);
 }
 
 bool weft__task_wake(weft_task *t) {
@@ -195,7 +103,7 @@ bool weft__task_finish_park(weft_task *t) {
     }
 }
 
-void weft__task_complete(weft_task *t, weft__task_pool *caller_pool,
+void weft__task_complete(weft_task *t, weft__pool *caller_pool,
                          void (*schedule)(weft_task *joiner)) {
     AO_t s = weft_atomic_load_acquire(&t->state);
     for (;;) {

@@ -9,6 +9,7 @@
 #include "arch/context.h"
 #include "atomic.h"
 #include "list.h"
+#include "pool.h"
 #include "sanitizer.h"
 #include "stack.h"
 
@@ -16,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The state word's bits. Once set, COMPLETE, RELEASED and START_FAILED are never
@@ -48,8 +50,6 @@ typedef enum weft__switch_reason {
     WEFT_SWITCH_EXIT = 3,
 } weft__switch_reason;
 
-typedef struct weft__task_pool weft__task_pool;
-
 struct weft_task {
     /* Link in whichever single queue holds the task: the injection queue, a worker's
      * yield queue, a pool's free or remote-free list. Owner: that queue. */
@@ -68,7 +68,7 @@ struct weft_task {
      * set. Claimed by CAS from 0 (so a second joiner fails), published by the
      * JOIN_WAITING bit, read by the completer before it sets COMPLETE. */
     weft_atomic_word joiner;
-    weft__task_pool *home; /* the pool the object returns to; immutable */
+    weft__pool *home; /* the pool the object returns to; set at allocation */
     uint64_t id;
     weft__fiber fiber;
     char name[WEFT_NAME_MAX];
@@ -79,39 +79,14 @@ typedef struct weft__foreign_waiter {
     weft_atomic_u32 done; /* futex word: 0 waiting, 1 woken */
 } weft__foreign_waiter;
 
-#define WEFT_TASKS_PER_CHUNK 64
+_Static_assert(offsetof(weft_task, link) == 0, "pool objects start with their link");
 
-typedef struct weft__task_chunk weft__task_chunk;
-
-/*
- * A pool of task objects. A worker's pool is touched without locks by its owner (the
- * worker's thread, in the scheduler or in a task running there); other threads return
- * objects through `remote`. The runtime's shared pool, for spawns from threads that
- * are not workers, has `lock` and is touched only under it. Objects are never returned
- * to the allocator before the runtime is destroyed, which frees the chunks whole.
- */
-struct weft__task_pool {
-    weft__link *free;         /* owner only, or under lock */
-    weft_atomic_word remote;  /* a LIFO of weft__link: any thread pushes, owner takes all */
-    weft__task_chunk *chunks; /* owner only, or under lock */
-    pthread_mutex_t *lock;    /* non-NULL only for the shared pool */
-    /* Statistics (tasks_live): allocated and freed_local written by the owner,
-     * freed_remote added to by anyone; all read relaxed by weft_runtime_stats_get. */
-    weft_atomic_word allocated;
-    weft_atomic_word freed_local;
-    weft_atomic_word freed_remote;
-};
-
-void weft__task_pool_init(weft__task_pool *p, pthread_mutex_t *lock);
-void weft__task_pool_destroy(weft__task_pool *p);
-uint64_t weft__task_pool_live(weft__task_pool *p);
-
-/* A fresh task object from p (owner, or any thread for a locked pool); NULL with errno
- * ENOMEM. `owner_is_current` says whether the calling thread owns p. */
-weft_task *weft__task_alloc(weft__task_pool *p);
+/* A fresh task object from p (its owner, or any thread for a locked pool), its state
+ * reset; NULL with errno ENOMEM. */
+weft_task *weft__task_alloc(weft__pool *p);
 /* Returns t to its home pool. `caller_pool` is the pool the calling thread owns (NULL
  * for a thread that is not a worker). */
-void weft__task_free(weft_task *t, weft__task_pool *caller_pool);
+void weft__task_free(weft_task *t, weft__pool *caller_pool);
 
 /* Wakes a task that is parked or about to park; see the protocol in task.c. Returns
  * true if the caller must now schedule it (it was parked). */
@@ -119,7 +94,7 @@ bool weft__task_wake(weft_task *t);
 
 /* After a task's last switch, on its worker: records completion, wakes the joiner
  * (scheduling it through `schedule` when it was parked) or frees a detached object. */
-void weft__task_complete(weft_task *t, weft__task_pool *caller_pool,
+void weft__task_complete(weft_task *t, weft__pool *caller_pool,
                          void (*schedule)(weft_task *joiner));
 
 /* The joiner's side, once it has seen COMPLETE: waits out the completer's last touch

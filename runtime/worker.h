@@ -29,7 +29,7 @@ typedef struct weft__worker {
     weft__fiber scheduler_fiber;
     weft__fifo yield_queue; /* tasks that called weft_yield, oldest first */
     weft__stack_cache stacks;
-    weft__task_pool tasks;
+    weft__pool tasks;           /* task objects spawned here */
     uint64_t tick;              /* scheduling rounds, for fairness checks */
     uint64_t random;            /* xorshift state for choosing victims */
     uint64_t next_id, id_limit; /* a block of task ids taken from the process counter */
@@ -55,7 +55,7 @@ struct weft_runtime {
     weft__idle idle;          /* searching / parked workers */
     weft__stack_depot stacks; /* mutex inside */
     pthread_mutex_t shared_tasks_lock;
-    weft__task_pool shared_tasks; /* task objects for spawns from other threads */
+    weft__pool shared_tasks; /* task objects for spawns from other threads */
     /* Tasks spawned and not yet finished. Full-barrier RMWs: paired with
      * shutting_down in the shutdown protocol (runtime.c). */
     weft_atomic_word live_tasks;
