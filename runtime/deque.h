@@ -18,7 +18,7 @@
 typedef struct weft__deque {
     /* Next index thieves take. Advanced only by CAS (thieves, and the owner when it
      * takes the last element or hands a batch to the injection queue). */
-    weft_atomic_word top;
+    _Alignas(64) weft_atomic_word top;
     char pad_top[64 - sizeof(weft_atomic_word)];
     /* One past the newest element. Written only by the owner; read by thieves. */
     weft_atomic_word bottom;

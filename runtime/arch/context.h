@@ -34,12 +34,14 @@ void *weft__context_switch(weft__context *from, weft__context to, void *value);
  * Prepares a fresh stack whose highest usable address is `stack_top` (exclusive): the
  * first switch to the returned context calls entry(value) on that stack with the
  * ABI's alignment, with the MXCSR and x87 control word of the thread that called
- * weft__context_make. `entry` must never return: it ends by switching away for good.
+ * weft__context_make (its control bits: the sticky exception flags start clear). `entry`
+ * must never return: it ends by switching away for good.
  * If it returns anyway, the process aborts with a message.
  */
 weft__context weft__context_make(void *stack_top, void (*entry)(void *value));
 
-/* Bytes weft__context_make uses at the top of a fresh stack. */
+/* Bytes weft__context_make uses at the top of a fresh stack, below stack_top aligned
+ * down to 16 (so up to 15 more when stack_top is not 16-byte aligned). */
 #define WEFT_CONTEXT_INITIAL_FRAME 64
 
 #endif /* WEFT_ARCH_CONTEXT_H */

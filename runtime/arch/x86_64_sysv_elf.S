@@ -110,6 +110,7 @@ weft__context_make:
         andq    $-16, %rax              /* after the frame is popped rsp is 16-aligned... */
         leaq    -64(%rax), %rax         /* ...so the trampoline's call aligns the entry */
         stmxcsr (%rax)                  /* a new task inherits its creator's FP control */
+        andl    $0xffc0, (%rax)         /* ...but not its sticky exception flags (0-5) */
         fnstcw  4(%rax)
         movw    $0, 6(%rax)
         movq    $0, 8(%rax)             /* r12 */
