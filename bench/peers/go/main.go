@@ -1,0 +1,326 @@
+// Go peer: goroutines on GOMAXPROCS = T.
+//
+//	fib, skynet  go statement per child; a sync.WaitGroup joins, results go into
+//	             the parent's variables.
+//	spawn_many   one goroutine starts N goroutines, each storing its index in its
+//	             own slot of a slice; one WaitGroup joins them all (goroutines have
+//	             no handles), then the slots are summed in order.
+//	yield        GOMAXPROCS=1; two goroutines call runtime.Gosched Y times each.
+//	sleepers     time.Sleep in each of S goroutines, WaitGroup join.
+//	timeouts     T goroutines each do K/T of: time.AfterFunc(10 s, f) then Stop();
+//	             a Stop that returns true is a cancelled timer.
+//
+// The command line, the result check and the output line follow
+// bench/peers/common/peer_common.h.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const rt = "go"
+
+var names = []string{"fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch"}
+
+var defaultSize = map[string]uint64{
+	"fib": 30, "skynet": 1000000, "spawn_many": 1000000, "yield": 5000000,
+	"sleepers": 100000, "timeouts": 1000000, "switch": 10000000,
+}
+
+var skipReason = map[string]string{
+	"switch": "raw_switch_floor_is_measured_by_peer-boost-context",
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: peer-%s --workload NAME --threads T [--size N]\n"+
+		"       peer-%s --workload list\n", rt, rt)
+	os.Exit(2)
+}
+
+func fail(format string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, "peer-"+rt+": "+format+"\n", a...)
+	os.Exit(2)
+}
+
+func fib(n uint64) uint64 {
+	if n < 2 {
+		return n
+	}
+	var x uint64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		x = fib(n - 1)
+		wg.Done()
+	}()
+	y := fib(n - 2)
+	wg.Wait()
+	return x + y
+}
+
+func skynet(num, size uint64) uint64 {
+	if size == 1 {
+		return num
+	}
+	var r [10]uint64
+	var wg sync.WaitGroup
+	sub := size / 10
+	wg.Add(10)
+	for i := uint64(0); i < 10; i++ {
+		go func(i uint64) {
+			r[i] = skynet(num+i*sub, sub)
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+	var sum uint64
+	for _, v := range r {
+		sum += v
+	}
+	return sum
+}
+
+func spawnMany(n uint64) uint64 {
+	r := make([]uint64, n)
+	var wg sync.WaitGroup
+	wg.Add(int(n))
+	for i := uint64(0); i < n; i++ {
+		go func(i uint64) {
+			r[i] = i
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+	var sum uint64
+	for _, v := range r {
+		sum += v
+	}
+	return sum
+}
+
+func yieldBench(y uint64) uint64 {
+	var c [2]uint64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	for k := 0; k < 2; k++ {
+		go func(k int) {
+			for i := uint64(0); i < y; i++ {
+				runtime.Gosched()
+				c[k]++
+			}
+			wg.Done()
+		}(k)
+	}
+	wg.Wait()
+	return c[0] + c[1]
+}
+
+func sleepers(s uint64) uint64 {
+	r := make([]uint64, s)
+	var wg sync.WaitGroup
+	wg.Add(int(s))
+	for i := uint64(0); i < s; i++ {
+		go func(i uint64) {
+			time.Sleep(time.Duration((i*7919)%1000) * time.Millisecond)
+			r[i] = i
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+	var sum uint64
+	for _, v := range r {
+		sum += v
+	}
+	return sum
+}
+
+func timeouts(k uint64, threads int) uint64 {
+	cancelled := make([]uint64, threads)
+	var wg sync.WaitGroup
+	wg.Add(threads)
+	fire := func() {}
+	for t := 0; t < threads; t++ {
+		share := k / uint64(threads)
+		if uint64(t) < k%uint64(threads) {
+			share++
+		}
+		go func(t int, share uint64) {
+			var n uint64
+			for i := uint64(0); i < share; i++ {
+				tm := time.AfterFunc(10*time.Second, fire)
+				if tm.Stop() {
+					n++
+				}
+			}
+			cancelled[t] = n
+			wg.Done()
+		}(t, share)
+	}
+	wg.Wait()
+	var sum uint64
+	for _, v := range cancelled {
+		sum += v
+	}
+	return sum
+}
+
+func expected(w string, n uint64) uint64 {
+	switch w {
+	case "fib":
+		a, b := uint64(0), uint64(1)
+		for i := uint64(0); i < n; i++ {
+			a, b = b, a+b
+		}
+		return a
+	case "skynet", "spawn_many", "sleepers":
+		return n * (n - 1) / 2
+	case "yield":
+		return 2 * n
+	}
+	return n
+}
+
+// procStatus returns a "Vm..." field of /proc/self/status in bytes (0 if unreadable).
+func procStatus(key string) uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, key+":") {
+			fields := strings.Fields(line[len(key)+1:])
+			if len(fields) > 0 {
+				kb, _ := strconv.ParseUint(fields[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+func main() {
+	var wl, th, sz string
+	var haveTh, haveSz bool
+	args := os.Args[1:]
+	for i := 0; i < len(args); i++ {
+		key, val, hasEq := strings.Cut(args[i], "=")
+		if !hasEq {
+			if i+1 >= len(args) {
+				usage()
+			}
+			i++
+			val = args[i]
+		}
+		switch key {
+		case "--workload":
+			wl = val
+		case "--threads":
+			th, haveTh = val, true
+		case "--size":
+			sz, haveSz = val, true
+		default:
+			usage()
+		}
+	}
+	if wl == "" {
+		usage()
+	}
+	if wl == "list" {
+		for _, n := range names {
+			if _, skip := skipReason[n]; !skip {
+				fmt.Println(n)
+			}
+		}
+		return
+	}
+	size, known := defaultSize[wl]
+	if !known {
+		fail("unknown workload '%s'", wl)
+	}
+	threads := runtime.NumCPU()
+	if haveTh {
+		v, err := strconv.ParseUint(th, 10, 32)
+		if err != nil || v < 1 || v > 4096 {
+			fail("bad --threads '%s'", th)
+		}
+		threads = int(v)
+	}
+	if haveSz {
+		v, err := strconv.ParseUint(sz, 10, 64)
+		if err != nil || v < 1 {
+			fail("bad --size '%s'", sz)
+		}
+		size = v
+	}
+	if wl == "fib" && size > 92 {
+		fail("fib n must be at most 92")
+	}
+	if wl == "skynet" {
+		p := size
+		for p%10 == 0 {
+			p /= 10
+		}
+		if p != 1 {
+			fail("skynet size must be a power of 10")
+		}
+	}
+	if wl == "yield" || wl == "switch" {
+		threads = 1
+	}
+	if reason, skip := skipReason[wl]; skip {
+		fmt.Printf("workload=%s runtime=%s skipped=%s\n", wl, rt, reason)
+		os.Exit(3)
+	}
+	runtime.GOMAXPROCS(threads)
+
+	var result uint64
+	var extra string
+	rss0 := procStatus("VmRSS")
+	t0 := time.Now() // monotonic clock reading
+	switch wl {
+	case "fib":
+		result = fib(size)
+	case "skynet":
+		result = skynet(0, size)
+	case "spawn_many":
+		result = spawnMany(size)
+	case "yield":
+		result = yieldBench(size)
+	case "sleepers":
+		result = sleepers(size)
+	case "timeouts":
+		result = timeouts(size, threads)
+	}
+	elapsed := time.Since(t0)
+	switch wl {
+	case "yield":
+		extra = fmt.Sprintf(" extra=ns_per_switch=%.2f", float64(elapsed.Nanoseconds())/float64(result))
+	case "sleepers":
+		peak := procStatus("VmHWM")
+		var grown uint64
+		if peak > rss0 {
+			grown = peak - rss0
+		}
+		extra = fmt.Sprintf(" extra=rss_bytes_per_task=%d", grown/size)
+	}
+	ok := result == expected(wl, size)
+	mark := ""
+	if !ok {
+		mark = "WRONG:"
+	}
+	fmt.Printf("workload=%s runtime=%s threads=%d wall_ms=%.3f result=%s%d%s\n",
+		wl, rt, threads, float64(elapsed.Nanoseconds())/1e6, mark, result, extra)
+	if !ok {
+		os.Exit(1)
+	}
+}
