@@ -8,14 +8,19 @@
  *   asyncio.run(main())                  weft_run(&cfg, main_fn, arg, &result)
  *   asyncio.create_task(coro)            weft_task *t = weft_spawn(fn, arg)
  *   await task                           weft_join(t, &result)
+ *   await asyncio.sleep(s)               weft_sleep_ms(ms)
+ *   asyncio.wait_for(task, timeout)      weft_join_until(t, weft_now() + ns, &result)
  *   await asyncio.sleep(0)               weft_yield()
+ *   loop.call_later(delay, cb, arg)      weft_timer_create(rt, cb, arg, &tm);
+ *                                        weft_timer_arm(tm, weft_now() + ns)
  *
  * A task body is an ordinary C function running on its own stack. It may block (join,
- * yield) anywhere in its call chain: blocking parks the task, never the worker thread.
+ * sleep, yield) anywhere in its call chain: blocking parks the task, never the worker thread.
  *
  * Conventions (as in libuv):
  * - Calls that can fail return 0 or a negative errno value (-EINVAL, -ENOMEM, -EAGAIN,
- *   -EPERM, -EDEADLK, -ESHUTDOWN). Calls that return a pointer return NULL and set errno.
+ *   -EPERM, -EDEADLK, -ESHUTDOWN, -ETIMEDOUT). Calls that return a pointer return NULL and
+ *   set errno.
  * - No call aborts on input a caller could pass by mistake: each such case is listed
  *   next to the declaration and answered with its error code.
  * - Names starting with `weft_` are public; everything else in the library is hidden.
@@ -43,6 +48,11 @@ extern "C" {
 typedef struct weft_runtime weft_runtime; /* opaque */
 typedef struct weft_task weft_task;       /* opaque join handle */
 typedef void *(*weft_fn)(void *arg);
+
+#define WEFT_FOREVER UINT64_MAX /* a deadline that never comes */
+
+/* The monotonic clock (CLOCK_MONOTONIC) in nanoseconds: the time base of every deadline. */
+WEFT_API uint64_t weft_now(void);
 
 /* Runtime configuration. A zeroed field always means "the default", so
  * `weft_config cfg = {0};` or a NULL pointer gives the defaults. */
@@ -135,6 +145,13 @@ WEFT_API weft_task *weft_spawn(weft_fn fn, void *arg);
  * after it was joined or detached: that is undefined, like a double free. */
 WEFT_API int weft_join(weft_task *t, void **result);
 
+/* weft_join with a deadline (weft_now() time base; WEFT_FOREVER waits like weft_join).
+ * Returns what weft_join returns, or -ETIMEDOUT when the deadline passed first: the
+ * handle is then still valid, to join (with or without a deadline) or detach later. A
+ * task that completes at the deadline may be reported either way, never both. Also
+ * -ENOMEM (no memory for the timer; the handle stays valid). */
+WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result);
+
 /* Releases the handle without waiting: the task runs to completion and its result is
  * dropped. NULL is ignored; detaching a handle that a join is waiting on is ignored
  * (the join consumes it). */
@@ -143,6 +160,79 @@ WEFT_API void weft_detach(weft_task *t);
 /* Lets every other runnable task of the current worker run first, then continues.
  * Outside a task it does nothing. */
 WEFT_API void weft_yield(void);
+
+/* Sleeps until weft_now() >= deadline_ns: never returns early. Inside a task it parks the
+ * task; the worker runs other tasks meanwhile. From any other thread it sleeps that
+ * thread. A deadline already past returns at once. Returns 0, or -EINVAL (deadline_ns
+ * is WEFT_FOREVER: a sleep needs a deadline), -ENOMEM (no memory for the timer).
+ *
+ * Precision: a worker fires its timers between tasks and, when idle, parks in the
+ * kernel until its earliest deadline, so on an idle machine a sleep wakes within tens of
+ * microseconds of its deadline (bench/RESULTS.md has the figures). A task that runs
+ * for long without blocking or yielding delays the timers of its worker. */
+WEFT_API int weft_sleep_until(uint64_t deadline_ns);
+
+/* weft_sleep_until(weft_now() + ms * 1,000,000). -EINVAL if that is past the clock's
+ * range. */
+WEFT_API int weft_sleep_ms(uint64_t ms);
+
+/* ---- Timer handles ------------------------------------------------------------------
+ *
+ * A callback that runs on a worker at a deadline, and can be re-armed or cancelled from
+ * any thread: Go's time.AfterFunc, libuv's uv_timer_t. For idle-connection reaping and
+ * per-request timeouts: arm on every request, re-arm on activity, cancel on completion.
+ * Arming and cancelling from a task cost no system call and take no global lock: the
+ * timer goes to the wheel of the worker the task runs on.
+ *
+ *   static void on_idle(weft_timer *tm, void *conn) { connection_close(conn); }
+ *   weft_timer *tm;
+ *   weft_timer_create(weft_runtime_current(), on_idle, conn, &tm);
+ *   weft_timer_arm(tm, weft_now() + 30 * 1000000000ull);   // and again on activity
+ *   ...
+ *   weft_timer_destroy(tm);   // after it returns, on_idle never runs: free conn
+ *
+ * The callback runs on a worker thread between tasks, not in a task: it must be short
+ * and must not block (no join, no sleep, no lock held for long). weft_spawn fails there
+ * with EPERM; use weft_spawn_on(weft_runtime_current(), ...) to start blocking work. It
+ * may arm, cancel or destroy timers, its own included (a periodic timer re-arms itself).
+ * Callbacks of one handle never run concurrently: a firing that comes due while the
+ * previous callback still runs (re-armed on another worker) runs right after it. */
+
+typedef struct weft_timer weft_timer; /* opaque */
+typedef void (*weft_timer_fn)(weft_timer *timer, void *arg);
+
+/* The runtime of the calling worker thread (in a task or a timer callback), or NULL on
+ * any other thread. */
+WEFT_API weft_runtime *weft_runtime_current(void);
+
+/* Creates a disarmed timer of rt that will call fn(timer, arg). Any thread. Returns 0, or
+ * -EINVAL (rt, fn or out is NULL), -ENOMEM. Handles that are not destroyed are freed by
+ * weft_runtime_destroy (the pointer is then invalid); a timer still armed when every
+ * task has finished does not delay the shutdown and never fires. */
+WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, weft_timer **out);
+
+/* Arms the timer to fire at deadline_ns (weft_now() time base; a deadline already past
+ * fires at once), replacing any earlier arming that has not fired: a firing is never
+ * doubled. Any thread. Returns 0, or -EINVAL (timer is NULL, or deadline_ns is
+ * WEFT_FOREVER: to disarm, cancel), -ENOMEM (no memory for the timer; the earlier arming
+ * is cancelled all the same), -ESHUTDOWN (the runtime is shutting down, from a thread
+ * that is not one of its workers).
+ * From a task or a callback, the arming is in place when the call returns. From any
+ * other thread it is carried to a worker by a small task and takes effect a moment
+ * later (a cancel or re-arm meanwhile supersedes it); if that worker then has no memory
+ * for it, the arm is dropped. */
+WEFT_API int weft_timer_arm(weft_timer *timer, uint64_t deadline_ns);
+
+/* Stops the pending firing, if any. Any thread. Returns 1 if it stopped one, 0 if none
+ * was pending (never armed, already fired, cancelled), -EINVAL (timer is NULL). A
+ * callback already running is not waited for; none starts after this returns. */
+WEFT_API int weft_timer_cancel(weft_timer *timer);
+
+/* Cancels the timer and frees it. Any thread, the timer's own callback included. If the
+ * callback is running on another thread, waits for it to return (callbacks are short),
+ * so that arg may be freed once this returns. Returns 0, or -EINVAL (timer is NULL).
+ * Using the handle afterwards, destroying it twice included, is undefined (like free). */
+WEFT_API int weft_timer_destroy(weft_timer *timer);
 
 /* ---- Introspection ---------------------------------------------------------------- */
 

@@ -22,6 +22,7 @@
 #define WEFT_ATOMIC_H
 
 #include <atomic_ops.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -101,6 +102,20 @@ static inline void weft_cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ volatile("yield" ::: "memory");
 #endif
+}
+
+/* One round of a wait for another thread's "last touch" (a few instructions away, with
+ * no system call in between): spins briefly, then yields the CPU, so that a waiter never
+ * burns a time slice while the thread it waits for is preempted (more threads than
+ * cores, or a sanitizer's slowdown). Go's casgstatus waits the same way. `rounds` starts
+ * at 0 and belongs to the caller's loop. */
+static inline void weft_spin_wait(unsigned *rounds) {
+    if (*rounds < 64) {
+        ++*rounds;
+        weft_cpu_relax();
+    } else {
+        sched_yield();
+    }
 }
 
 #endif /* WEFT_ATOMIC_H */

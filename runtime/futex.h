@@ -13,8 +13,14 @@
 
 #include "atomic.h"
 
+#include <stdint.h>
+
 /* Sleeps while *word == expected, until woken (or spuriously). */
 void weft__futex_wait(weft_atomic_u32 *word, unsigned expected);
+
+/* The same, but not past `deadline_ns` (CLOCK_MONOTONIC, absolute; UINT64_MAX means no
+ * deadline). */
+void weft__futex_wait_until(weft_atomic_u32 *word, unsigned expected, uint64_t deadline_ns);
 
 /* Wakes at most `count` threads sleeping on word. */
 void weft__futex_wake(weft_atomic_u32 *word, int count);

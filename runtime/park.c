@@ -113,3 +113,19 @@ int weft__idle_claim_sleeper(weft__idle *idle) {
     pthread_mutex_unlock(&idle->lock);
     return index;
 }
+
+bool weft__idle_unpark_self(weft__idle *idle, unsigned index) {
+    bool found = false;
+    pthread_mutex_lock(&idle->lock);
+    for (unsigned i = 0; i < idle->sleeper_count; i++) {
+        if (idle->sleepers[i] == index) {
+            idle->sleepers[i] = idle->sleepers[--idle->sleeper_count];
+            /* Full: as N3, the count changes before we look at any queue. */
+            weft_atomic_fetch_add_full(&idle->state, UNPARKED_ONE);
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&idle->lock);
+    return found;
+}

@@ -41,4 +41,9 @@ bool weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching);
  * index (the caller then wakes it); else returns -1. */
 int weft__idle_claim_sleeper(weft__idle *idle);
 
+/* A parked worker that wakes on its own (its timers are due) takes itself off the
+ * sleepers list and counts as unparked, not searching. False if a submitter claimed it
+ * meanwhile: then its wake-up word is about to be set, and it counts as searching. */
+bool weft__idle_unpark_self(weft__idle *idle, unsigned index);
+
 #endif /* WEFT_PARK_H */

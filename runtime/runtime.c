@@ -65,10 +65,13 @@ static int resolve_config(const weft_config *cfg, weft_config *out) {
 }
 
 static void free_runtime(weft_runtime *rt) {
+    weft__timer_handles_destroy_all(rt);
+    pthread_mutex_destroy(&rt->timer_handles_lock);
     for (unsigned i = 0; i < rt->worker_count; i++) {
         weft__worker *w = rt->workers[i];
         if (!w)
             continue;
+        weft__timers_destroy(w);
         weft__pool_destroy(&w->tasks);
         weft__deque_destroy(&w->deque);
         weft__free(w, sizeof(*w));
@@ -114,6 +117,7 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     rt->max_tasks = c.max_tasks;
     weft__inject_init(&rt->inject);
     pthread_mutex_init(&rt->shared_tasks_lock, NULL);
+    pthread_mutex_init(&rt->timer_handles_lock, NULL);
     weft__pool_init(&rt->shared_tasks, sizeof(weft_task), &rt->shared_tasks_lock);
     int idle_err = weft__idle_init(&rt->idle, c.workers);
     int stack_err = weft__stack_depot_init(&rt->stacks, c.stack_size);
@@ -141,6 +145,7 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
         w->random = 0x9e3779b97f4a7c15ull * (i + 1); /* any non-zero seed */
         weft__fifo_init(&w->yield_queue);
         weft__pool_init(&w->tasks, sizeof(weft_task), NULL);
+        weft__timers_init(w);
     }
     for (unsigned i = 0; i < c.workers; i++) {
         if (pthread_create(&rt->workers[i]->thread, NULL, weft__worker_main, rt->workers[i])) {
@@ -225,7 +230,26 @@ static int take_result(weft_task *t, void **result) {
     return (s & WEFT_TASK_START_FAILED) ? -ENOMEM : 0;
 }
 
-WEFT_API int weft_join(weft_task *t, void **result) {
+/* After the deadline passed: withdraw the registration (J3) so the handle stays valid.
+ * If the child completed meanwhile, the completer has committed to waking us: take the
+ * result instead (a success at the deadline). */
+static int withdraw_join(weft_task *t, void **result) {
+    AO_t s = weft_atomic_load_acquire(&t->state);
+    for (;;) {
+        if (s & WEFT_TASK_COMPLETE)
+            return take_result(t, result);
+        /* Full: pairs with C2; if we win, C1 retried sees no joiner. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, s & ~(AO_t)WEFT_TASK_JOIN_WAITING);
+        if (seen == s)
+            break;
+        s = seen;
+    }
+    /* Release: pairs with the next joiner's J2 CAS. */
+    weft_atomic_store_release(&t->joiner, 0);
+    return -ETIMEDOUT;
+}
+
+static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     if (!t)
         return -EINVAL;
     weft__worker *w;
@@ -241,6 +265,8 @@ WEFT_API int weft_join(weft_task *t, void **result) {
         return -EINVAL; /* detached: the handle is not ours to join */
     if (s & WEFT_TASK_COMPLETE)
         return take_result(t, result);
+    if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
+        return -ETIMEDOUT;
     /* (J2) Full: a second joiner finds it taken. */
     if (weft_atomic_cas_full(&t->joiner, 0, me) != 0)
         return -EINVAL;
@@ -254,15 +280,42 @@ WEFT_API int weft_join(weft_task *t, void **result) {
         if (s & WEFT_TASK_COMPLETE)
             return take_result(t, result);
     }
-    /* (J4) */
+    /* (J4) Park (a task) or sleep (a thread) until COMPLETE or the deadline. */
     if (self) {
-        while (!(weft_atomic_load_acquire(&t->state) & WEFT_TASK_COMPLETE))
+        weft__timer *tm = NULL;
+        if (deadline_ns != WEFT_FOREVER && !(tm = weft__timer_arm_current(deadline_ns))) {
+            int rc = withdraw_join(t, result);
+            return rc == -ETIMEDOUT ? -ENOMEM : rc;
+        }
+        for (;;) {
+            if (weft_atomic_load_acquire(&t->state) & WEFT_TASK_COMPLETE) {
+                if (tm)
+                    weft__timer_release(tm);
+                return take_result(t, result);
+            }
+            if (tm && weft__timer_fired(tm))
+                break;
             weft__worker_suspend_current(WEFT_SWITCH_PARK);
+        }
+        weft__timer_release(tm);
     } else {
-        while (weft_atomic_u32_load_acquire(&waiter.done) == 0)
-            weft__futex_wait(&waiter.done, 0);
+        for (;;) {
+            if (weft_atomic_u32_load_acquire(&waiter.done))
+                return take_result(t, result);
+            if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
+                break;
+            weft__futex_wait_until(&waiter.done, 0, deadline_ns);
+        }
     }
-    return take_result(t, result);
+    return withdraw_join(t, result);
+}
+
+WEFT_API int weft_join(weft_task *t, void **result) {
+    return join_until(t, WEFT_FOREVER, result);
+}
+
+WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result) {
+    return join_until(t, deadline_ns, result);
 }
 
 WEFT_API void weft_detach(weft_task *t) {
@@ -289,9 +342,11 @@ WEFT_API void weft_yield(void) {
     weft_task *self = current_task(&w);
     if (!self)
         return;
-    /* Nothing else could run here: do not pay for two switches. */
+    /* Nothing else could run here and no timer of this worker is due: do not pay for
+     * two switches. (Without the timer check a task yielding in a loop would starve
+     * the timers of its own worker, which fires them only between tasks.) */
     if (weft__deque_size_any(&w->deque) == 0 && w->yield_queue.count == 0 &&
-        weft__inject_length_any(&w->runtime->inject) == 0)
+        weft__inject_length_any(&w->runtime->inject) == 0 && !weft__timers_due(w))
         return;
     weft__worker_suspend_current(WEFT_SWITCH_YIELD);
 }

@@ -11,5 +11,8 @@ set(WEFT_RUNTIME_SOURCES
     runtime/runtime.c
     runtime/stack.c
     runtime/task.c
+    runtime/timer.c
+    runtime/timer_handle.c
+    runtime/timer_wheel.c
     runtime/worker.c
     runtime/arch/x86_64_sysv_elf.S)

@@ -28,7 +28,9 @@
  *        failing if COMPLETE arrived (J1).    (C3) wake the joiner read in C1 (or free
  *   (J4) park until COMPLETE.                      the child if it was detached)
  *   (J5) wait for WAKE_DONE, take the         (C4) state |= WAKE_DONE: the last touch
- *        result, free the child.                   of either object
+ *        result, free the child.                   of either object; only then the
+ *                                                  system calls (waking an idle worker
+ *                                                  or a foreign joiner's futex)
  *
  * C2 is after the task's last switch, so nothing runs on the child's stack any more.
  * J3 and C2 are CASes on one word: if J3 wins, C1 (retried after a failed C2) sees
@@ -36,7 +38,11 @@
  * without parking. J5 matters when the joiner sees COMPLETE on its own (between J3 and
  * J4's park, or from another thread) before C3 has happened: without it the joiner
  * could free the child, run on and exit while C3 is about to touch it. The wait is the
- * few instructions between C2 and C4, so J5 spins rather than parks.
+ * few instructions between C2 and C4 (no system call and no lock between them), so J5
+ * spins rather than parks, yielding the CPU if the completer was preempted there.
+ * Rejected: C4 after the wake-up's system calls, as a first version had it: a joiner
+ * stolen at once by an idle worker then spun through the completer's futex_wake,
+ * tens of microseconds, and a profile of deadline-heavy tests showed 40% of CPU there.
  *
  * Task objects come from pools (pool.h): freed objects keep their memory until the
  * runtime is destroyed (type-stable memory), and a reused object's state word is
@@ -103,8 +109,8 @@ bool weft__task_finish_park(weft_task *t) {
     }
 }
 
-void weft__task_complete(weft_task *t, weft__pool *caller_pool,
-                         void (*schedule)(weft_task *joiner)) {
+weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
+                                  void (*schedule_quiet)(weft_task *joiner)) {
     AO_t s = weft_atomic_load_acquire(&t->state);
     for (;;) {
         AO_t joiner = 0;
@@ -117,31 +123,45 @@ void weft__task_complete(weft_task *t, weft__pool *caller_pool,
             s = seen;
             continue;
         }
-        if (joiner & 1) { /* (C3) a thread that is not a worker */
-            weft__foreign_waiter *w = (weft__foreign_waiter *)(joiner & ~(AO_t)1);
-            /* Release: pairs with the foreign joiner's acquire load of `done`. */
-            weft_atomic_u32_store_release(&w->done, 1);
-            weft__futex_wake(&w->done, 1);
-        } else if (joiner) { /* (C3) a task */
-            weft_task *j = (weft_task *)joiner;
-            if (weft__task_wake(j))
-                schedule(j);
-        } else if (s & WEFT_TASK_RELEASED) { /* detached: the last reference is ours */
-            weft__task_free(t, caller_pool);
-            return;
+        if (!joiner) {
+            if (s & WEFT_TASK_RELEASED) /* detached: the last reference is ours */
+                weft__task_free(t, caller_pool);
+            return NULL;
         }
-        if (joiner) /* (C4) Full: our last touch; pairs with J5's acquire. */
-            weft_atomic_fetch_add_full(&t->state, WEFT_TASK_WAKE_DONE);
-        return;
+        weft_runtime *scheduled = NULL;
+        weft__foreign_waiter *waiter = NULL;
+        if (joiner & 1) { /* (C3) a thread that is not a worker */
+            waiter = (weft__foreign_waiter *)(joiner & ~(AO_t)1);
+            /* Release: pairs with the foreign joiner's acquire load of `done`. */
+            weft_atomic_u32_store_release(&waiter->done, 1);
+        } else { /* (C3) a task */
+            weft_task *j = (weft_task *)joiner;
+            if (weft__task_wake(j)) {
+                schedule_quiet(j);
+                scheduled = j->runtime; /* not t's: a join may cross runtimes */
+            }
+        }
+        /* (C4) Full: our last touch of t (and of the joiner's object); pairs with J5's
+         * acquire. It comes before any system call, so that J5 waits for a few
+         * instructions only: the caller wakes an idle worker after we return. */
+        weft_atomic_fetch_add_full(&t->state, WEFT_TASK_WAKE_DONE);
+        /* The foreign joiner may have returned by now and its stack frame (the futex
+         * word) gone: a FUTEX_WAKE names an address and touches no memory, and at worst
+         * it wakes whatever waits there next, which every futex wait in weft (and in
+         * glibc) re-checks. glibc's own unlock paths do the same. */
+        if (waiter)
+            weft__futex_wake(&waiter->done, 1);
+        return scheduled;
     }
 }
 
 AO_t weft__task_await_wake_done(weft_task *t) {
+    unsigned rounds = 0;
     for (;;) {
         /* (J5) Acquire: pairs with C2 (result) and C4. */
         AO_t s = weft_atomic_load_acquire(&t->state);
         if (s & WEFT_TASK_WAKE_DONE)
             return s;
-        weft_cpu_relax();
+        weft_spin_wait(&rounds);
     }
 }

@@ -93,9 +93,12 @@ void weft__task_free(weft_task *t, weft__pool *caller_pool);
 bool weft__task_wake(weft_task *t);
 
 /* After a task's last switch, on its worker: records completion, wakes the joiner
- * (scheduling it through `schedule` when it was parked) or frees a detached object. */
-void weft__task_complete(weft_task *t, weft__pool *caller_pool,
-                         void (*schedule)(weft_task *joiner));
+ * (queueing it through `schedule_quiet`, which must not wake a worker, when it was
+ * parked) or frees a detached object. Returns the joiner's runtime if it queued the
+ * joiner (the caller then wakes an idle worker of that runtime, which need not be t's),
+ * else NULL. */
+weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
+                                  void (*schedule_quiet)(weft_task *joiner));
 
 /* The joiner's side, once it has seen COMPLETE: waits out the completer's last touch
  * (WAKE_DONE, a few instructions away) and returns the final state word. */

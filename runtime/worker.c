@@ -13,7 +13,8 @@
  *   4. the injection queue, taking a fair share in one batch;
  *   5. as a searcher (park.c), the other workers' deques, from a random victim on,
  *      and the injection queue again;
- *   6. it parks (park.c) until a submitter claims it.
+ *   6. it parks (park.c) until a submitter claims it or its earliest timer is due.
+ * Before each round it fires its due timers (timer.c).
  *
  * Switching: a task never switches to another task directly. It switches to its
  * worker's scheduler context with a reason (park, yield, exit), and the worker acts on
@@ -32,6 +33,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define WEFT_FAIRNESS_INTERVAL 61
@@ -92,12 +94,20 @@ static void push_local_quiet(weft__worker *w, weft_task *t) {
     }
 }
 
-void weft__worker_schedule(weft_runtime *rt, weft_task *t) {
+void weft__worker_schedule_quiet(weft_runtime *rt, weft_task *t) {
     weft__worker *w = weft__worker_current();
     if (w && w->runtime == rt)
         push_local_quiet(w, t);
     else
         weft__inject_push_any(&rt->inject, &t->link);
+}
+
+void weft__worker_notify(weft_runtime *rt) {
+    notify_one(rt);
+}
+
+void weft__worker_schedule(weft_runtime *rt, weft_task *t) {
+    weft__worker_schedule_quiet(rt, t);
     notify_one(rt);
 }
 
@@ -198,18 +208,25 @@ static void park(weft__worker *w) {
     if (last_searcher && work_visible(rt))
         notify_one(rt);
     /* (P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
-     * stopping pairs with the release store in weft_runtime_destroy. */
+     * stopping pairs with the release store in weft_runtime_destroy. Sleeps no later
+     * than this worker's earliest timer: a parked worker fires its timers on time. */
     while (weft_atomic_u32_load_acquire(&w->wake_word) == 0) {
         if (weft_atomic_load_acquire(&rt->stopping))
             return;
-        weft__futex_wait(&w->wake_word, 0);
+        uint64_t deadline = weft__timers_next_deadline(w);
+        if (deadline != UINT64_MAX && weft_now() >= deadline) {
+            if (weft__idle_unpark_self(&rt->idle, w->index))
+                return; /* awake for our timers, neither parked nor searching */
+            continue;   /* a submitter claimed us: wake_word is being set */
+        }
+        weft__futex_wait_until(&w->wake_word, 0, deadline);
     }
     weft_atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
     w->searching = true;                             /* the claimer counted us as a searcher (N3) */
 }
 
-static void schedule_joiner(weft_task *joiner) {
-    weft__worker_schedule(joiner->runtime, joiner);
+static void schedule_joiner_quiet(weft_task *joiner) {
+    weft__worker_schedule_quiet(joiner->runtime, joiner);
 }
 
 /* Runs when a task's function has returned, or when it could not start, on the worker
@@ -220,7 +237,9 @@ static void finish(weft__worker *w, weft_task *t) {
         weft__stack_put_owner(&rt->stacks, &w->stacks, t->stack);
         t->stack = NULL;
     }
-    weft__task_complete(t, &w->tasks, schedule_joiner);
+    weft_runtime *joiner_runtime = weft__task_complete(t, &w->tasks, schedule_joiner_quiet);
+    if (joiner_runtime) /* after C4 (task.c): the joiner never waits on this call */
+        notify_one(joiner_runtime);
     weft__runtime_task_done(rt);
 }
 
@@ -322,9 +341,13 @@ void *weft__worker_main(void *arg) {
     weft__worker *w = arg;
     weft_runtime *rt = w->runtime;
     this_worker = w;
+    /* Timer slack: the kernel may delay a timed futex wait by the thread's slack (50 us
+     * by default) to batch wake-ups; sleeps must not be late by more than needed. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     init_scheduler_fiber(w);
     w->signal_stack = weft__fault_thread_init();
     for (;;) {
+        weft__timers_run_due(w);
         weft_task *t = next_local(w);
         if (!t) {
             if (!w->searching)

@@ -14,6 +14,8 @@
 #include "sanitizer.h"
 #include "stack.h"
 #include "task.h"
+#include "timer.h"
+#include "timer_wheel.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -35,12 +37,18 @@ typedef struct weft__worker {
     uint64_t next_id, id_limit; /* a block of task ids taken from the process counter */
     bool searching;             /* counted as searching in runtime->idle */
     void *signal_stack;         /* sigaltstack for reporting stack overflows */
+    weft__timer_wheel wheel;    /* timers armed by tasks running here (timer.c) */
+    weft__pool timers;          /* their objects */
+    size_t timers_armed;        /* entries in `wheel` */
     pthread_t thread;
 
     /* ---- Shared with other workers and threads. */
     weft__deque deque;         /* owner pushes and pops; anyone steals */
     weft_atomic_u32 wake_word; /* futex: set to 1 by whoever claims this sleeper */
     weft_atomic_word steals;   /* statistics: written by the owner, read by anyone */
+    /* Timers of this wheel cancelled by tasks on other workers: a LIFO that they push
+     * and the owner takes whole (timer.c). */
+    weft_atomic_word timers_cancelled;
 } weft__worker;
 
 struct weft_runtime {
@@ -65,6 +73,8 @@ struct weft_runtime {
     weft_atomic_word stopping;        /* every task is done: workers exit */
     weft_atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
                                        * during shutdown */
+    pthread_mutex_t timer_handles_lock;
+    weft_timer *timer_handles; /* live timer handles (timer_handle.c), under the lock */
 };
 
 /* The worker running on the calling thread, or NULL. Not inlined, and read fresh on
@@ -79,6 +89,11 @@ void *weft__worker_main(void *worker);
  * workers, else on the injection queue; then wakes an idle worker if none is
  * searching. */
 void weft__worker_schedule(weft_runtime *rt, weft_task *t);
+
+/* The two halves of weft__worker_schedule, for callers that must finish touching an
+ * object before the system call that waking a worker may take (task.c C4, timer.c). */
+void weft__worker_schedule_quiet(weft_runtime *rt, weft_task *t);
+void weft__worker_notify(weft_runtime *rt);
 
 /* Inside a task: switches to the worker with `reason` (park or yield), returns when
  * the task runs again (possibly on another worker). */

@@ -1,0 +1,370 @@
+/*
+ * plain_timer_handles.c: the public timer handles (weft_timer_*): firing never early,
+ * cancel and re-arm (from the arming task, from another worker, from a thread that is
+ * not a worker), a periodic timer re-arming itself, destroy from inside the callback and
+ * destroy waiting for a callback running elsewhere, callbacks of one handle never
+ * overlapping, the firing-versus-cancel race decided exactly once, shutdown, and every
+ * argument error. A plain executable so that it also runs under ThreadSanitizer.
+ */
+#include "weft_test.h"
+
+#include "atomic.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define MS 1000000ull
+#define US 1000ull
+
+/* A callback's record: how often it ran, when, and whether two runs overlapped. */
+typedef struct record {
+    weft_atomic_word fired;
+    weft_atomic_word inside;      /* callbacks running now */
+    weft_atomic_word overlapped;  /* set if two ran at once */
+    weft_atomic_word early;       /* set if one ran before its deadline */
+    weft_atomic_word deadline;    /* the deadline of the latest arm */
+    weft_atomic_word last_run_ns; /* weft_now() in the latest run */
+    weft_atomic_word busy_ns;     /* each run spins this long (0: returns at once) */
+    weft_atomic_word started;     /* set when a run begins */
+    weft_atomic_word runtime_ok;  /* weft_runtime_current() was right in the callback */
+    weft_runtime *runtime;
+    weft_timer *timer; /* for tasks that re-arm it */
+} record;
+
+static void spin_for(uint64_t ns) {
+    uint64_t end = weft_now() + ns;
+    while (weft_now() < end)
+        ;
+}
+
+static void on_fire(weft_timer *tm, void *arg) {
+    (void)tm;
+    record *r = arg;
+    uint64_t now = weft_now();
+    if (weft_atomic_fetch_add_full(&r->inside, 1) != 0)
+        weft_atomic_store_release(&r->overlapped, 1);
+    if (now < weft_atomic_load_acquire(&r->deadline))
+        weft_atomic_store_release(&r->early, 1);
+    if (weft_runtime_current() == r->runtime)
+        weft_atomic_store_release(&r->runtime_ok, 1);
+    weft_atomic_store_release(&r->started, 1);
+    spin_for(weft_atomic_load_acquire(&r->busy_ns));
+    weft_atomic_store_release(&r->last_run_ns, now);
+    weft_atomic_fetch_add_full(&r->inside, (AO_t)-1);
+    weft_atomic_fetch_add_full(&r->fired, 1);
+}
+
+static int arm_at(weft_timer *tm, record *r, uint64_t deadline) {
+    weft_atomic_store_release(&r->deadline, deadline);
+    return weft_timer_arm(tm, deadline);
+}
+
+static void wait_fired(record *r, AO_t count) {
+    uint64_t give_up = weft_now() + 5000 * MS;
+    while (weft_atomic_load_acquire(&r->fired) < count) {
+        WEFT_CHECK(weft_now() < give_up, "fired %lu of %lu", (unsigned long)r->fired,
+                   (unsigned long)count);
+        if (weft_runtime_current())
+            weft_sleep_ms(1);
+        else
+            weft_test_sleep_ms(1);
+    }
+}
+
+/* ---- argument errors ------------------------------------------------------------ */
+
+static void test_errors(void) {
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 1}, &rt) == 0, "create");
+    weft_timer *tm;
+    record r = {.runtime = rt};
+    WEFT_CHECK(weft_timer_create(NULL, on_fire, &r, &tm) == -EINVAL, "NULL runtime");
+    WEFT_CHECK(weft_timer_create(rt, NULL, &r, &tm) == -EINVAL, "NULL callback");
+    WEFT_CHECK(weft_timer_create(rt, on_fire, &r, NULL) == -EINVAL, "NULL out");
+    WEFT_CHECK(weft_timer_arm(NULL, weft_now()) == -EINVAL, "arm NULL");
+    WEFT_CHECK(weft_timer_cancel(NULL) == -EINVAL, "cancel NULL");
+    WEFT_CHECK(weft_timer_destroy(NULL) == -EINVAL, "destroy NULL");
+    WEFT_CHECK(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
+    WEFT_CHECK(weft_timer_arm(tm, WEFT_FOREVER) == -EINVAL, "arm forever");
+    WEFT_CHECK(weft_timer_cancel(tm) == 0, "cancel of a timer never armed");
+    WEFT_CHECK(weft_runtime_current() == NULL, "runtime_current on a plain thread");
+    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+    WEFT_CHECK(r.fired == 0, "fired without an arm");
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy runtime");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- from a task: fire, cancel, re-arm, periodic, destroy inside ------------------ */
+
+static weft_atomic_word periodic_left;
+
+static void on_periodic(weft_timer *tm, void *arg) {
+    record *r = arg;
+    on_fire(tm, arg);
+    if (weft_atomic_fetch_add_full(&periodic_left, (AO_t)-1) > 1)
+        WEFT_CHECK(arm_at(tm, r, weft_now() + 200 * US) == 0, "re-arm from the callback");
+}
+
+static void on_fire_destroy(weft_timer *tm, void *arg) {
+    on_fire(tm, arg);
+    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy from inside the callback");
+    WEFT_CHECK(weft_spawn(NULL, NULL) == NULL && errno == EPERM, "spawn in a callback");
+}
+
+static void *from_task(void *arg) {
+    (void)arg;
+    weft_runtime *rt = weft_runtime_current();
+    WEFT_CHECK(rt != NULL, "runtime_current in a task");
+    weft_timer *tm;
+
+    /* Fires once, not before its deadline, with the right runtime current. */
+    record a = {.runtime = rt};
+    WEFT_CHECK(weft_timer_create(rt, on_fire, &a, &tm) == 0, "create");
+    WEFT_CHECK(arm_at(tm, &a, weft_now() + 2 * MS) == 0, "arm");
+    wait_fired(&a, 1);
+    weft_sleep_ms(5);
+    WEFT_CHECK(a.fired == 1 && !a.early && a.runtime_ok, "fired %lu early %lu rt %lu",
+               (unsigned long)a.fired, (unsigned long)a.early, (unsigned long)a.runtime_ok);
+    WEFT_CHECK(weft_timer_cancel(tm) == 0, "cancel after firing");
+
+    /* A deadline already past fires at once. */
+    WEFT_CHECK(arm_at(tm, &a, weft_now() - 1) == 0, "arm in the past");
+    wait_fired(&a, 2);
+
+    /* Cancel before the deadline: never fires. */
+    WEFT_CHECK(arm_at(tm, &a, weft_now() + 20 * MS) == 0, "arm");
+    WEFT_CHECK(weft_timer_cancel(tm) == 1, "cancel a pending firing");
+    WEFT_CHECK(weft_timer_cancel(tm) == 0, "second cancel");
+    weft_sleep_ms(30);
+    WEFT_CHECK(a.fired == 2, "a cancelled timer fired");
+
+    /* Re-arm replaces: one firing, at the later deadline. */
+    uint64_t start = weft_now();
+    WEFT_CHECK(arm_at(tm, &a, start + 5 * MS) == 0, "arm");
+    WEFT_CHECK(arm_at(tm, &a, start + 15 * MS) == 0, "re-arm");
+    wait_fired(&a, 3);
+    WEFT_CHECK(a.last_run_ns >= start + 15 * MS, "fired at the replaced deadline");
+    weft_sleep_ms(10);
+    WEFT_CHECK(a.fired == 3 && !a.early, "re-arm doubled the firing");
+    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+
+    /* Periodic: the callback re-arms itself. */
+    record p = {.runtime = rt};
+    weft_atomic_store_release(&periodic_left, 20);
+    WEFT_CHECK(weft_timer_create(rt, on_periodic, &p, &tm) == 0, "create");
+    WEFT_CHECK(arm_at(tm, &p, weft_now() + 200 * US) == 0, "arm");
+    wait_fired(&p, 20);
+    weft_sleep_ms(5);
+    WEFT_CHECK(p.fired == 20 && !p.early, "periodic fired %lu", (unsigned long)p.fired);
+    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+
+    /* Destroy from inside its own callback. */
+    record d = {.runtime = rt};
+    WEFT_CHECK(weft_timer_create(rt, on_fire_destroy, &d, &tm) == 0, "create");
+    WEFT_CHECK(arm_at(tm, &d, weft_now() + MS) == 0, "arm");
+    wait_fired(&d, 1);
+
+    /* Left armed and never destroyed: weft_runtime_destroy frees it. */
+    record left = {.runtime = rt};
+    WEFT_CHECK(weft_timer_create(rt, on_fire, &left, &tm) == 0, "create");
+    WEFT_CHECK(weft_timer_arm(tm, weft_now() + 3600 * 1000 * MS) == 0, "arm an hour away");
+    return NULL;
+}
+
+static void test_from_task(void) {
+    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, from_task, NULL, NULL) == 0, "run");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- the firing-versus-cancel race, across workers -------------------------------- */
+
+typedef struct race {
+    weft_timer *tm;
+    record r;
+    uint64_t deadline;
+    uint64_t cancel_delay;
+    int cancelled; /* what weft_timer_cancel returned */
+} race;
+
+static void *cancel_later(void *arg) {
+    race *x = arg;
+    uint64_t at = weft_now() + x->cancel_delay;
+    while (weft_now() < at) /* spin: a sleep would be too coarse for this race */
+        weft_yield();
+    x->cancelled = weft_timer_cancel(x->tm);
+    return NULL;
+}
+
+static void *far_then_rearm(void *arg) {
+    race *x = arg;
+    /* Another task re-arms what this one armed: the 10 s arming sits in the wheel of
+     * whichever worker ran the arming task, and is revoked from wherever this runs. */
+    WEFT_CHECK(arm_at(x->tm, &x->r, weft_now() + 200 * US) == 0, "re-arm");
+    return NULL;
+}
+
+static void *race_rounds(void *arg) {
+    size_t rounds = (size_t)arg;
+    weft_runtime *rt = weft_runtime_current();
+    enum { PARALLEL = 8 };
+    race xs[PARALLEL];
+    size_t fired = 0, cancelled = 0;
+    uint64_t random = 0x9e3779b97f4a7c15ull;
+    for (size_t round = 0; round < rounds; round++) {
+        weft_task *cancellers[PARALLEL];
+        for (int i = 0; i < PARALLEL; i++) {
+            race *x = &xs[i];
+            *x = (race){.r = {.runtime = rt}};
+            random ^= random << 13, random ^= random >> 7, random ^= random << 17;
+            x->deadline = weft_now() + 20 * US + random % (300 * US);
+            x->cancel_delay = (random >> 20) % (300 * US);
+            WEFT_CHECK(weft_timer_create(rt, on_fire, &x->r, &x->tm) == 0, "create");
+            WEFT_CHECK(arm_at(x->tm, &x->r, x->deadline) == 0, "arm");
+            cancellers[i] = weft_spawn(cancel_later, x);
+            WEFT_CHECK(cancellers[i] != NULL, "spawn");
+        }
+        for (int i = 0; i < PARALLEL; i++)
+            WEFT_CHECK(weft_join(cancellers[i], NULL) == 0, "join");
+        weft_sleep_ms(1); /* a firing claimed before the cancel has finished by now */
+        for (int i = 0; i < PARALLEL; i++) {
+            race *x = &xs[i];
+            /* Exactly one of: the callback ran, or the cancel stopped it. */
+            WEFT_CHECK(x->r.fired + (AO_t)x->cancelled == 1, "round %zu: fired %lu, cancel %d",
+                       round, (unsigned long)x->r.fired, x->cancelled);
+            WEFT_CHECK(!x->r.early, "fired early");
+            fired += x->r.fired;
+            cancelled += (size_t)x->cancelled;
+            WEFT_CHECK(weft_timer_destroy(x->tm) == 0, "destroy");
+        }
+    }
+    printf("plain_timer_handles: cancel race: %zu fired, %zu cancelled\n", fired, cancelled);
+
+    /* Re-arm from another task, of an arming far away on some worker's wheel. */
+    for (size_t round = 0; round < rounds; round++) {
+        race *x = &xs[0];
+        *x = (race){.r = {.runtime = rt}};
+        WEFT_CHECK(weft_timer_create(rt, on_fire, &x->r, &x->tm) == 0, "create");
+        WEFT_CHECK(arm_at(x->tm, &x->r, weft_now() + 10000 * MS) == 0, "arm far");
+        weft_task *t = weft_spawn(far_then_rearm, x);
+        WEFT_CHECK(t && weft_join(t, NULL) == 0, "re-arm task");
+        wait_fired(&x->r, 1);
+        WEFT_CHECK(weft_timer_destroy(x->tm) == 0 && x->r.fired == 1 && !x->r.early, "re-arm");
+    }
+    return NULL;
+}
+
+static void test_cancel_race(void) {
+    size_t rounds = weft_test_size(150, 5);
+    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, race_rounds, (void *)rounds, NULL) == 0,
+               "run");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- callbacks never overlap; destroy waits for a running callback ---------------- */
+
+static void *rearm_while_running(void *arg) {
+    record *r = arg;
+    weft_timer *tm = r->timer;
+    while (!weft_atomic_load_acquire(&r->started))
+        weft_yield();
+    /* The callback is busy on the other worker: this firing comes due meanwhile. */
+    WEFT_CHECK(weft_timer_arm(tm, weft_now()) == 0, "re-arm while running");
+    return NULL;
+}
+
+static void test_overlap_and_destroy_wait(void) {
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    record r = {0};
+    weft_timer *tm;
+    WEFT_CHECK(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
+    weft_atomic_store_release(&r.busy_ns, 20 * MS);
+    r.timer = tm;
+    weft_task *t = weft_spawn_on(rt, rearm_while_running, &r);
+    WEFT_CHECK(t != NULL, "spawn");
+    /* From this thread, which is not a worker: carried by an arm task. */
+    WEFT_CHECK(arm_at(tm, &r, weft_now() + MS) == 0, "arm from a foreign thread");
+    WEFT_CHECK(weft_join(t, NULL) == 0, "join");
+    wait_fired(&r, 2);
+    WEFT_CHECK(!r.overlapped, "two callbacks of one handle ran at once");
+
+    /* Destroy while the callback runs on a worker: waits for it to return. */
+    weft_atomic_store_release(&r.started, 0);
+    WEFT_CHECK(arm_at(tm, &r, weft_now()) == 0, "arm");
+    while (!weft_atomic_load_acquire(&r.started))
+        weft_test_sleep_ms(1);
+    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+    WEFT_CHECK(r.fired == 3 && r.inside == 0, "destroy returned while the callback ran");
+
+    /* A foreign arm cancelled before or after its arm task ran: never fires. */
+    record c = {0};
+    WEFT_CHECK(weft_timer_create(rt, on_fire, &c, &tm) == 0, "create");
+    for (int i = 0; i < 50; i++) {
+        WEFT_CHECK(arm_at(tm, &c, weft_now() + 5 * MS) == 0, "foreign arm");
+        if (i & 1)
+            weft_test_sleep_ms(1);
+        WEFT_CHECK(weft_timer_cancel(tm) == 1, "foreign cancel %d", i);
+    }
+    weft_test_sleep_ms(10);
+    WEFT_CHECK(c.fired == 0, "a cancelled foreign arm fired");
+    WEFT_CHECK(arm_at(tm, &c, weft_now() + MS) == 0, "foreign arm");
+    wait_fired(&c, 1);
+    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy runtime");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+/* ---- shutdown: a foreign arm is refused once destroy has begun --------------------- */
+
+struct shutdown_ctx {
+    weft_runtime *rt;
+    weft_atomic_word gate;
+};
+
+static void *gated(void *arg) {
+    struct shutdown_ctx *s = arg;
+    while (!weft_atomic_load_acquire(&s->gate))
+        weft_sleep_ms(1);
+    return NULL;
+}
+
+static void *destroyer(void *arg) {
+    struct shutdown_ctx *s = arg;
+    WEFT_CHECK(weft_runtime_destroy(s->rt) == 0, "destroy");
+    return NULL;
+}
+
+static void test_shutdown(void) {
+    struct shutdown_ctx s = {0};
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &s.rt) == 0, "create");
+    record r = {0};
+    weft_timer *tm;
+    WEFT_CHECK(weft_timer_create(s.rt, on_fire, &r, &tm) == 0, "create");
+    weft_task *t = weft_spawn_on(s.rt, gated, &s);
+    WEFT_CHECK(t != NULL, "spawn");
+    weft_detach(t);
+    pthread_t thread;
+    WEFT_CHECK(pthread_create(&thread, NULL, destroyer, &s) == 0, "thread");
+    int rc;
+    uint64_t give_up = weft_now() + 5000 * MS;
+    while ((rc = weft_timer_arm(tm, weft_now() + 3600 * 1000 * MS)) == 0) {
+        WEFT_CHECK(weft_now() < give_up, "destroy never began");
+        weft_test_sleep_ms(1);
+    }
+    WEFT_CHECK(rc == -ESHUTDOWN, "arm during shutdown: %d", rc);
+    weft_atomic_store_release(&s.gate, 1);
+    pthread_join(thread, NULL); /* the handle, still armed, goes with the runtime */
+    WEFT_CHECK(r.fired == 0, "fired");
+    WEFT_CHECK_NO_LEAKS();
+}
+
+int main(void) {
+    test_errors();
+    test_from_task();
+    test_cancel_race();
+    test_overlap_and_destroy_wait();
+    test_shutdown();
+    printf("plain_timer_handles: all cases passed\n");
+    return 0;
+}
