@@ -98,8 +98,11 @@ static void *skynet_task(void *arg) {
         if (!(children[i] = weft_spawn(skynet_task, (void *)(uintptr_t)child)))
             abort();
     }
+    /* Newest first: a worker's deque is LIFO, so the child spawned last is the one a
+     * join can run inline on this stack (weft.h, WEFT_CONFIG_NO_INLINE_JOIN); joining
+     * in spawn order would park on child 0 while 1 to 9 wait behind it. */
     uint64_t sum = 0;
-    for (int i = 0; i < 10; i++) {
+    for (int i = 9; i >= 0; i--) {
         void *v;
         if (weft_join(children[i], &v) != 0)
             abort();

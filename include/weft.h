@@ -64,9 +64,24 @@ typedef struct weft_config {
      * page below it (see "Stacks" below). */
     size_t stack_size;
     /* Most tasks alive at once (spawned and not yet finished); a spawn past it fails
-     * with EAGAIN. 0 = WEFT_DEFAULT_MAX_TASKS. At most WEFT_MAX_MAX_TASKS. */
+     * with EAGAIN. 0 = WEFT_DEFAULT_MAX_TASKS. At most WEFT_MAX_MAX_TASKS. Exact when
+     * max_tasks < 1024 * workers; above that, workers count spawns in batches of 64
+     * (no shared cache line per spawn), and a spawn may fail while up to 128 slots per
+     * worker are held unused by other workers. */
     size_t max_tasks;
+    /* WEFT_CONFIG_* bits; 0 = the defaults. Unknown bits: -EINVAL. */
+    unsigned flags;
 } weft_config;
+
+/* Inline joins (the default): weft_join of a task that has not started yet and is the
+ * next task its worker would run (it was spawned last by the joiner and no other worker
+ * took it) runs that task's function right there, on the joiner's stack, as Cilk and
+ * oneTBB do: a function call instead of a fresh stack, two switches, a park and a wake.
+ * The task is still itself (its id, name, spawns, joins and sleeps are its own); it is
+ * only inlined when at least 3/4 of stack_size is free on the joiner's stack, so a task
+ * run this way may have 3/4 of stack_size rather than all of it. This flag turns it off:
+ * every task then runs on a stack of its own. */
+#define WEFT_CONFIG_NO_INLINE_JOIN 1u
 
 #define WEFT_MAX_WORKERS        1024u
 #define WEFT_DEFAULT_STACK_SIZE ((size_t)64 << 10) /* 64 KiB */
@@ -254,6 +269,7 @@ typedef struct weft_runtime_stats {
     uint64_t stacks_guarded; /* of which have a guard page (the rest have a canary) */
     uint64_t stack_bytes;    /* address space of those stacks, guards included */
     uint64_t steals;         /* tasks taken from another worker's queue */
+    uint64_t joins_inline;   /* tasks run inline by their joiner (WEFT_CONFIG_NO_INLINE_JOIN) */
 } weft_runtime_stats;
 
 /* Counters of rt; exact when rt is quiet, approximate while tasks run. Returns 0, or

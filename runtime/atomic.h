@@ -58,6 +58,20 @@ static inline AO_t weft_atomic_fetch_add_relaxed(weft_atomic_word *p, AO_t v) {
 static inline AO_t weft_atomic_load_full(weft_atomic_word *p) {
     return AO_fetch_and_add_full(p, 0);
 }
+/* A full memory barrier (a store-load fence) that touches no shared cache line: a
+ * full-barrier read-modify-write of a word on the caller's stack. libatomic_ops defines
+ * its _full operations as ordering every earlier memory access before every later one,
+ * not just those on their own word (a `lock`ed instruction on x86-64, bracketed by
+ * `dmb ish` on AArch64), which is what a Dekker-style "publish, then look" needs. It is
+ * used where the word that is read next is hot and shared: a locked RMW of that word
+ * itself would be just as ordered, but would pull its cache line exclusive on every
+ * call. ThreadSanitizer does not model this ordering (nor any fence); no data-race
+ * verdict depends on it, only the absence of lost wake-ups, which the protocols'
+ * comments argue. Not AO_nop_full: gcc warns that TSan does not see fences. */
+static inline void weft_atomic_fence_full(void) {
+    weft_atomic_word private_word = 0;
+    (void)AO_fetch_and_add_full(&private_word, 0);
+}
 /* Returns the value seen; the swap happened when that equals `expected`. */
 static inline AO_t weft_atomic_cas_full(weft_atomic_word *p, AO_t expected, AO_t desired) {
     return AO_fetch_compare_and_swap_full(p, expected, desired);

@@ -95,8 +95,12 @@ bool weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
 }
 
 int weft__idle_claim_sleeper(weft__idle *idle) {
-    /* (N2) Full-barrier read: the task made visible in N1 is ordered before it. */
-    AO_t s = weft_atomic_load_full(&idle->state);
+    /* (N2) A full fence, then the read: the task made visible in N1 is ordered before
+     * it. The fence is on a private word (atomic.h): a full-barrier RMW of `state`
+     * itself, as a first version did, bounced its cache line between workers on every
+     * spawn and took a quarter of fib's time on 2 workers. */
+    weft_atomic_fence_full();
+    AO_t s = weft_atomic_load_acquire(&idle->state);
     if (SEARCHING(s) != 0 || UNPARKED(s) >= idle->worker_count)
         return -1;
     pthread_mutex_lock(&idle->lock);

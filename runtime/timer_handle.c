@@ -22,8 +22,11 @@
  *   (H2) it locks the handle: the arming is current only if `armed` still points to it.
  *        A cancel or re-arm that came between H1 and H2 failed to revoke it (the CAS
  *        was lost) and cleared `armed`: the owner then drops it, the callback does not
- *        run. So after weft_timer_cancel returns, a callback starts only if it was
- *        claimed and found current before the cancel took the lock, never after.
+ *        run, and that cancel counts as having stopped the firing (it returns 1). So
+ *        every arming ends exactly one way: its callback runs (H2 found it current),
+ *        or a cancel, re-arm or destroy stopped it; and after weft_timer_cancel
+ *        returns, a callback starts only if it was found current before the cancel
+ *        took the lock, never after.
  *   (H3) a current arming whose callback is already running on another worker sets
  *        `refire`: the running callback runs once more when it returns. Callbacks of
  *        one handle therefore never run concurrently, and none is lost.
@@ -120,11 +123,12 @@ static bool disarm_locked(weft_timer *h) {
     h->generation++;
     if (h->armed) {
         weft__timer *tm = h->armed;
-        h->armed = NULL; /* H2: if the owner already claimed it, it now drops it */
-        if (weft__timer_revoke(tm)) {
+        /* Stopped either way: revoked here, or claimed by its owner (H1) but not yet
+         * current-checked (H2), which it now fails, so the callback does not run. */
+        h->armed = NULL;
+        stopped = true;
+        if (weft__timer_revoke(tm))
             h->refs--; /* the arming will never touch the handle: its reference goes */
-            stopped = true;
-        }
     }
     if (h->pending_generation) {
         h->pending_generation = 0; /* the arm task finds a stale generation */

@@ -201,6 +201,9 @@ static bool work_visible(weft_runtime *rt) {
 
 static void park(weft__worker *w) {
     weft_runtime *rt = w->runtime;
+    /* A parked worker holds no live_tasks credits: once every task has finished, the
+     * last worker to park empties live_tasks and wakes a destroyer (runtime.c). */
+    weft__runtime_release_credit(rt, w);
     /* (P1) */
     bool last_searcher = weft__idle_prepare_park(&rt->idle, w->index, w->searching);
     w->searching = false;
@@ -240,7 +243,7 @@ static void finish(weft__worker *w, weft_task *t) {
     weft_runtime *joiner_runtime = weft__task_complete(t, &w->tasks, schedule_joiner_quiet);
     if (joiner_runtime) /* after C4 (task.c): the joiner never waits on this call */
         notify_one(joiner_runtime);
-    weft__runtime_task_done(rt);
+    weft__runtime_task_done(rt, w);
 }
 
 /* The task's function, in a frame that returns (see WEFT_NO_SANITIZER_FRAME). */
@@ -288,6 +291,10 @@ static void run(weft__worker *w, weft_task *t) {
     weft__fiber_before_switch(&w->scheduler_fiber, &t->fiber, false);
     void *reason = weft__context_switch(&w->scheduler, t->context, t);
     weft__fiber_after_switch(&w->scheduler_fiber);
+    /* The task that switched back is not always t: tasks hand the worker to each other
+     * directly (weft__worker_yield_current) and a task run inline by its joiner parks
+     * under its own identity (weft__worker_join_inline). */
+    t = w->current;
     w->current = NULL;
     if (!weft__stack_canary_intact(t->stack))
         weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
@@ -304,6 +311,84 @@ static void run(weft__worker *w, weft_task *t) {
         finish(w, t);
         break;
     }
+}
+
+bool weft__worker_yield_current(void) {
+    weft__worker *w = weft__worker_current();
+    weft_task *self = w->current;
+    /* Anything but another yielded task to run, or a timer due: let the scheduler choose
+     * (fairness, timers, stealing). */
+    if (weft__deque_size_any(&w->deque) != 0 || weft__inject_length_any(&w->runtime->inject) != 0 ||
+        weft__timers_due(w))
+        return false;
+    weft__link *l = weft__fifo_pop(&w->yield_queue);
+    if (!l)
+        return true; /* nothing else is runnable here: the yield is a no-op */
+    weft_task *next = weft__container_of(l, weft_task, link);
+    if (!weft__stack_canary_intact(self->stack))
+        weft__report_overflow(self, w->runtime->stack_size, NULL, "its canary was overwritten");
+    /* Owner-only queue: nobody can resume self before its registers are saved by the
+     * switch below, because only this worker pops its yield queue, and it is busy
+     * switching. */
+    weft__fifo_push(&w->yield_queue, &self->link);
+    w->tick++;
+    w->current = next;
+    weft__fiber_before_switch(&self->fiber, &next->fiber, false);
+    weft__context_switch(&self->context, next->context, next);
+    weft__fiber_after_switch(&self->fiber);
+    return true;
+}
+
+/* Runs t's function on the calling task's own stack (see weft__worker_join_inline). The
+ * frame that returns: t may park in it and resume on another worker. */
+__attribute__((noinline)) static void run_inline(weft_task *t) {
+    t->result = t->fn(t->arg);
+}
+
+bool weft__worker_join_inline(weft_task *t) {
+    weft__worker *w = weft__worker_current();
+    weft_task *self = w->current;
+    weft_runtime *rt = w->runtime;
+    if (t->runtime != rt) /* immutable while the handle is ours */
+        return false;
+    /* (I1) Only the bottom of our own deque: the next task this worker would run anyway,
+     * that no thief took. Pop it to look, push it back if it is not t: both are owner
+     * operations, so the deque is as it was. */
+    void *bottom = weft__deque_pop_owner(&w->deque);
+    /* Popped from our deque, t is ours and not running: `stack` may be read. A task
+     * that already ran (woken after a park) is resumed, not inlined. */
+    if (bottom != t || t->stack) {
+        if (bottom && !weft__deque_push_owner(&w->deque, bottom))
+            weft__worker_schedule_quiet(rt, bottom); /* cannot fail: we just popped */
+        return false;
+    }
+    /* (I2) Enough stack left for t: at least 3/4 of the configured size (weft.h). */
+    unsigned char *sp = __builtin_frame_address(0);
+    if (!self->stack || sp < self->stack->low ||
+        (size_t)(sp - self->stack->low) < rt->stack_size / 4 * 3) {
+        push_local_quiet(w, t);
+        return false;
+    }
+    /* (I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
+     * `stack` points at ours, so that if it parks, the scheduler resumes its saved
+     * context rather than starting it afresh; its fiber is ours (the same stack). */
+    t->stack = self->stack;
+    t->fiber = self->fiber;
+    w->current = t;
+    /* A statistic, owner-written: relaxed. */
+    weft_atomic_store_relaxed(&w->joins_inline, weft_atomic_load_relaxed(&w->joins_inline) + 1);
+    run_inline(t);
+    /* (I4) t's function returned, perhaps on another worker if it parked. We are self
+     * again; complete t as finish() would, minus the stack, which is ours. */
+    w = weft__worker_current();
+    w->current = self;
+    self->fiber = t->fiber;
+    t->stack = NULL;
+    weft_runtime *joiner_runtime = weft__task_complete(t, &w->tasks, schedule_joiner_quiet);
+    if (joiner_runtime)
+        notify_one(joiner_runtime);
+    weft__runtime_task_done(rt, w);
+    return true;
 }
 
 void weft__worker_suspend_current(weft__switch_reason reason) {

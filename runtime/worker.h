@@ -36,6 +36,7 @@ typedef struct weft__worker {
     uint64_t random;            /* xorshift state for choosing victims */
     uint64_t next_id, id_limit; /* a block of task ids taken from the process counter */
     bool searching;             /* counted as searching in runtime->idle */
+    AO_t live_credit;           /* slots of runtime->live_tasks held for spawns here */
     void *signal_stack;         /* sigaltstack for reporting stack overflows */
     weft__timer_wheel wheel;    /* timers armed by tasks running here (timer.c) */
     weft__pool timers;          /* their objects */
@@ -43,9 +44,11 @@ typedef struct weft__worker {
     pthread_t thread;
 
     /* ---- Shared with other workers and threads. */
-    weft__deque deque;         /* owner pushes and pops; anyone steals */
-    weft_atomic_u32 wake_word; /* futex: set to 1 by whoever claims this sleeper */
-    weft_atomic_word steals;   /* statistics: written by the owner, read by anyone */
+    weft__deque deque;              /* owner pushes and pops; anyone steals */
+    weft_atomic_u32 wake_word;      /* futex: set to 1 by whoever claims this sleeper */
+    weft_atomic_word steals;        /* statistics: written by the owner, read by anyone */
+    weft_atomic_word tasks_spawned; /* statistics, likewise */
+    weft_atomic_word joins_inline;  /* statistics, likewise */
     /* Timers of this wheel cancelled by tasks on other workers: a LIFO that they push
      * and the owner takes whole (timer.c). */
     weft_atomic_word timers_cancelled;
@@ -56,6 +59,8 @@ struct weft_runtime {
     unsigned worker_count;
     size_t stack_size;
     size_t max_tasks;
+    bool inline_join; /* WEFT_CONFIG_NO_INLINE_JOIN not set */
+    AO_t live_batch;  /* live_tasks credits taken at a time; 0: none (runtime.c) */
     weft__worker **workers;
 
     /* ---- Shared, each with its own synchronisation. */
@@ -99,14 +104,32 @@ void weft__worker_notify(weft_runtime *rt);
  * the task runs again (possibly on another worker). */
 void weft__worker_suspend_current(weft__switch_reason reason);
 
+/* weft_yield's fast path, inside a task: if another yielded task is the only thing this
+ * worker could run, switches to it directly (one switch instead of two through the
+ * scheduler), leaving the caller at the end of the yield queue; if nothing at all could
+ * run, returns at once. Returns false when the scheduler must decide (other work, or
+ * a due timer): the caller then suspends with WEFT_SWITCH_YIELD. */
+bool weft__worker_yield_current(void);
+
+/* A join's fast path, inside a task: if t has not started and is the bottom of this
+ * worker's deque (the task it would run next), and the calling task's stack has at
+ * least 3/4 of the configured stack size free, runs t to completion on the caller's
+ * stack, as t (a function call instead of a stack, two switches, a park and a wake).
+ * t may park meanwhile; the caller then waits under it. Returns true if t completed
+ * this way (its result is then waiting in t), false if nothing was done. */
+bool weft__worker_join_inline(weft_task *t);
+
 /* A fresh task id (process-wide unique, never 0). w may be NULL. */
 uint64_t weft__worker_next_id(weft__worker *w);
 
 /* Wakes worker w if it sleeps (shutdown: every worker). */
 void weft__worker_unpark(weft__worker *w);
 
-/* Bookkeeping when a task has finished (runtime.c): the live count and shutdown. */
-void weft__runtime_task_done(weft_runtime *rt);
+/* Bookkeeping when a task has finished (runtime.c): the live count and shutdown. w is
+ * the worker it finished on (NULL: not counted on a worker). */
+void weft__runtime_task_done(weft_runtime *rt, weft__worker *w);
+/* A worker about to park gives back its live_tasks credits (runtime.c). */
+void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w);
 
 /* A worker's deque holds this many tasks; past it, half go to the injection queue.
  * 256, as Tokio's local queue: enough that overflow is rare outside spawn storms, small

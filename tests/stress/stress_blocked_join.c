@@ -39,7 +39,9 @@ static void *link_task(void *arg) {
 
 int main(int argc, char **argv) {
     chain_length = argc > 1 ? strtoull(argv[1], NULL, 10) : weft_test_size(100000, 400);
-    weft_config cfg = {.workers = 2};
+    /* Every link of the chain must hold a stack of its own while it waits: inline joins
+     * would run each link on its parent's stack. */
+    weft_config cfg = {.workers = 2, .flags = WEFT_CONFIG_NO_INLINE_JOIN};
     if (argc > 2)
         cfg.stack_size = strtoull(argv[2], NULL, 10);
     if (argc > 3)

@@ -273,6 +273,72 @@ static void test_idle_worker_steals(void) {
     WEFT_CHECK_NO_LEAKS();
 }
 
+/* ---- inline joins: the child is still itself ------------------------------------- */
+
+struct identity_record {
+    uint64_t parent_id, child_id, grandchild_id;
+    char name[WEFT_NAME_MAX];
+};
+
+static void *grandchild(void *arg) {
+    (void)arg;
+    return (void *)(uintptr_t)weft_current_id();
+}
+
+/* Runs inline in its joiner when it is not stolen first: it names itself, parks (a
+ * sleep, a join of its own child) and yields, and may resume on the other worker. */
+static void *inline_child(void *arg) {
+    struct identity_record *rec = arg;
+    rec->child_id = weft_current_id();
+    WEFT_CHECK(weft_set_name("inline-child") == 0, "set_name");
+    WEFT_CHECK(weft_sleep_ms(0) == 0 && weft_sleep_until(weft_now() + 20000) == 0, "sleep");
+    weft_task *g = weft_spawn(grandchild, NULL);
+    WEFT_CHECK(g != NULL, "spawn grandchild");
+    void *gid;
+    WEFT_CHECK(weft_join(g, &gid) == 0, "join grandchild");
+    rec->grandchild_id = (uint64_t)(uintptr_t)gid;
+    weft_yield();
+    WEFT_CHECK(weft_current_id() == rec->child_id, "the child's id changed across parks");
+    return (void *)(uintptr_t)0xc0ffee;
+}
+
+static void *inline_parent(void *arg) {
+    size_t rounds = (size_t)arg;
+    for (size_t i = 0; i < rounds; i++) {
+        struct identity_record rec = {.parent_id = weft_current_id()};
+        weft_task *t = weft_spawn(inline_child, &rec);
+        WEFT_CHECK(t != NULL, "spawn");
+        void *r;
+        WEFT_CHECK(weft_join(t, &r) == 0 && (uintptr_t)r == 0xc0ffee, "join");
+        WEFT_CHECK(weft_current_id() == rec.parent_id, "the joiner's id changed");
+        WEFT_CHECK(rec.child_id != 0 && rec.child_id != rec.parent_id, "child id %llu",
+                   (unsigned long long)rec.child_id);
+        WEFT_CHECK(rec.grandchild_id != 0 && rec.grandchild_id != rec.child_id &&
+                       rec.grandchild_id != rec.parent_id,
+                   "grandchild id");
+    }
+    return NULL;
+}
+
+static void test_inline_join_identity(unsigned flags) {
+    size_t rounds = weft_test_size(2000, 10);
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2, .flags = flags}, &rt) == 0,
+               "create");
+    WEFT_CHECK(weft_block_on(rt, inline_parent, (void *)rounds, NULL) == 0, "block_on");
+    weft_runtime_stats st;
+    WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
+    if (flags & WEFT_CONFIG_NO_INLINE_JOIN)
+        WEFT_CHECK(st.joins_inline == 0, "%llu inline joins with them turned off",
+                   (unsigned long long)st.joins_inline);
+    else /* most children are joined before the other worker can steal them */
+        WEFT_CHECK(st.joins_inline > 0, "no join ran inline in %zu rounds", rounds);
+    printf("plain_spawn_join: inline joins %llu of %zu (flags %u)\n",
+           (unsigned long long)st.joins_inline, 2 * rounds, flags);
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_CHECK_NO_LEAKS();
+}
+
 int main(void) {
     test_fib(1);
     test_fib(2);
@@ -282,6 +348,8 @@ int main(void) {
     test_destroy_waits_for_detached();
     test_cross_runtime();
     test_yield_order();
+    test_inline_join_identity(0);
+    test_inline_join_identity(WEFT_CONFIG_NO_INLINE_JOIN);
     printf("plain_spawn_join: all cases passed\n");
     return 0;
 }
