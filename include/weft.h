@@ -71,6 +71,12 @@ typedef struct weft_config {
     size_t max_tasks;
     /* WEFT_CONFIG_* bits; 0 = the defaults. Unknown bits: -EINVAL. */
     unsigned flags;
+    /* Chaos scheduling, for stress tests: a non-zero seed perturbs the scheduler's
+     * decisions (steal victims and sizes, extra yields at spawns and joins, joins not
+     * inlined, delays before parking) from that seed, so that races show up, and show
+     * up again with the same seed. 0 = the seed in the environment variable WEFT_CHAOS
+     * if set (announced once on stderr), else off. README.md, "Testing and stress". */
+    uint64_t chaos_seed;
 } weft_config;
 
 /* Inline joins (the default): weft_join of a task that has not started yet and is the
@@ -82,6 +88,9 @@ typedef struct weft_config {
  * run this way may have 3/4 of stack_size rather than all of it. This flag turns it off:
  * every task then runs on a stack of its own. */
 #define WEFT_CONFIG_NO_INLINE_JOIN 1u
+/* Ignore WEFT_CHAOS in the environment: for programs (and tests) that depend on the
+ * exact order in which one worker runs its tasks, which chaos scheduling perturbs. */
+#define WEFT_CONFIG_NO_CHAOS 2u
 
 #define WEFT_MAX_WORKERS        1024u
 #define WEFT_DEFAULT_STACK_SIZE ((size_t)64 << 10) /* 64 KiB */
@@ -222,16 +231,20 @@ WEFT_API weft_runtime *weft_runtime_current(void);
 
 /* Creates a disarmed timer of rt that will call fn(timer, arg). Any thread. Returns 0, or
  * -EINVAL (rt, fn or out is NULL), -ENOMEM. Handles that are not destroyed are freed by
- * weft_runtime_destroy (the pointer is then invalid); a timer still armed when every
- * task has finished does not delay the shutdown and never fires. */
+ * weft_runtime_destroy (the pointer is then invalid). Timers do not delay a shutdown:
+ * while weft_runtime_destroy waits for the tasks, armed timers still fire; once it
+ * returns none fires or runs, and the timers still armed are dropped. So a callback's
+ * argument may be freed after weft_runtime_destroy returns (or after the handle's
+ * weft_timer_destroy), not merely once the tasks are done. */
 WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, weft_timer **out);
 
 /* Arms the timer to fire at deadline_ns (weft_now() time base; a deadline already past
  * fires at once), replacing any earlier arming that has not fired: a firing is never
  * doubled. Any thread. Returns 0, or -EINVAL (timer is NULL, or deadline_ns is
  * WEFT_FOREVER: to disarm, cancel), -ENOMEM (no memory for the timer; the earlier arming
- * is cancelled all the same), -ESHUTDOWN (the runtime is shutting down, from a thread
- * that is not one of its workers).
+ * is cancelled all the same). From a thread that is not one of the runtime's workers
+ * also -ESHUTDOWN (the runtime is shutting down) and -EAGAIN (max_tasks tasks are alive:
+ * the arm needs a task, see below).
  * From a task or a callback, the arming is in place when the call returns. From any
  * other thread it is carried to a worker by a small task and takes effect a moment
  * later (a cancel or re-arm meanwhile supersedes it); if that worker then has no memory
@@ -245,7 +258,10 @@ WEFT_API int weft_timer_cancel(weft_timer *timer);
 
 /* Cancels the timer and frees it. Any thread, the timer's own callback included. If the
  * callback is running on another thread, waits for it to return (callbacks are short),
- * so that arg may be freed once this returns. Returns 0, or -EINVAL (timer is NULL).
+ * so that arg may be freed once this returns; except when called from a timer callback
+ * (its own or another's), which does not wait: two callbacks destroying each other's
+ * timers would otherwise wait for each other forever. Returns 0, or -EINVAL (timer is
+ * NULL).
  * Using the handle afterwards, destroying it twice included, is undefined (like free). */
 WEFT_API int weft_timer_destroy(weft_timer *timer);
 

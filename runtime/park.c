@@ -14,19 +14,24 @@
  *   submitter (spawn, wake)                  worker running dry
  *   (N1) make the task visible: deque or     (P1) full-barrier RMW on `state`: leave
  *        injection queue (release).               unparked (and searching); join the
- *   (N2) full-barrier RMW read of `state`.        sleepers.
- *   (N3) if no searcher and not everyone     (P2) if it was the last searcher: re-read
- *        is unparked: claim a sleeper,            every deque and the injection queue;
- *        wake it.                                 wake a worker if any has work.
+ *   (N2) full fence, then read `state`.           sleepers.
+ *   (N3) if no searcher and not everyone     (P2) re-read every deque and the
+ *        is unparked: claim a sleeper,            injection queue; wake a worker
+ *        wake it.                                 (perhaps itself) if any has work.
  *                                            (P3) sleep on its own futex word until a
  *                                                 claimer sets it.
  *
- * N2 and P1 are read-modify-writes of one word, so they are ordered. If N2 comes
- * first, it saw the worker as unparked or searching; if that worker was the last
- * searcher, its P2 comes after N1 and finds the task; if it was not, another searcher
- * remains, and the last of them to leave does P2 (or, if it found work, wakes another
- * searcher: weft__idle_end_searching). If P1 comes first, N2 sees one fewer unparked
- * worker and, when nobody searches, N3 wakes a sleeper.
+ * N1-N2 and P1-P2 are each a store, a full barrier, then loads (Dekker): either N2's
+ * read sees P1 (one fewer unparked worker, so with nobody searching N3 wakes a
+ * sleeper), or P2's reads see N1's task and P2 wakes a worker for it. Hence P2 on
+ * every park. Rejected: P2 only by the last searcher to park, as Tokio does. A worker
+ * that was not searching (another was, so the cap kept it from joining) then parks
+ * without looking: if N2 read `state` while that worker was still unparked (between its
+ * failed attempt to search and P1) and the one searcher had already left, nobody
+ * looked after N1, and the task sat in a busy worker's deque with the other worker
+ * asleep. Chaos scheduling (chaos.h) found it: seed 21, plain_spawn_join's idle-steal
+ * case, whose parent spins until another worker runs its child. A P2 costs a read of
+ * every deque's two indices, on a path that is about to sleep in the kernel anyway.
  *
  * Designs not taken:
  * - Waking a worker for every new task: a spawn storm wakes every worker at once, and
@@ -83,15 +88,14 @@ bool weft__idle_end_searching(weft__idle *idle) {
     return SEARCHING(prev) == 1;
 }
 
-bool weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
+void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
     pthread_mutex_lock(&idle->lock);
-    /* (P1) Full: pairs with N2; the re-check (P2) that may follow reads the queues
-     * after this barrier. */
+    /* (P1) Full: pairs with N2; the re-check (P2) that follows reads the queues after
+     * this barrier. */
     AO_t dec = UNPARKED_ONE + (searching ? SEARCHING_ONE : 0);
-    AO_t prev = weft_atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
+    weft_atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
     idle->sleepers[idle->sleeper_count++] = index;
     pthread_mutex_unlock(&idle->lock);
-    return searching && SEARCHING(prev) == 1;
 }
 
 int weft__idle_claim_sleeper(weft__idle *idle) {

@@ -32,9 +32,9 @@ bool weft__idle_begin_searching(weft__idle *idle);
 bool weft__idle_end_searching(weft__idle *idle);
 
 /* (P1) A worker about to sleep: leaves the unparked (and searching) count and puts
- * itself on the sleepers list. True if it was the last searcher: then the caller must
- * re-check every queue (P2) and call weft__idle_wake_one if it finds work. */
-bool weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching);
+ * itself on the sleepers list. The caller must then re-check every queue (P2) and wake
+ * a sleeper if it finds work. */
+void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching);
 
 /* (N2, N3) After new work was made visible (N1): if no worker searches and one sleeps,
  * takes one sleeper off the list, counts it as unparked and searching, and returns its

@@ -18,6 +18,14 @@
  *   (F1) live_tasks -= n (full RMW)
  *   (F2) if it reached 0 and shutting_down (full read): bump `quiescent`, wake it
  *
+ *   (D4) after D3, before freeing: wait until no call from another thread is inside
+ *        rt (`foreign_calls`, counted around every spawn or timer arm that does not
+ *        come from one of rt's own tasks). A foreign spawner that backs out in S2 runs
+ *        F1 and F2 itself, and F1 may be what lets the destroyer past D2: without D4
+ *        its F2 (and a failed timer arm's unlock of its handle) would read freed
+ *        memory. A call that begins after D4 has seen 0 uses rt after destroy, which
+ *        is the caller's bug, as any use after destroy returns.
+ *
  * S1/D1 are RMWs on different words read back by S2/D2: either the spawner sees
  * shutting_down and backs out, or the destroyer sees its task counted and waits for
  * it. F1/F2 against D1/D2: either the finisher sees shutting_down and wakes the
@@ -72,7 +80,7 @@ static int resolve_config(const weft_config *cfg, weft_config *out) {
         c.max_tasks = WEFT_DEFAULT_MAX_TASKS;
     if (c.max_tasks > WEFT_MAX_MAX_TASKS)
         return -EINVAL;
-    if (c.flags & ~WEFT_CONFIG_NO_INLINE_JOIN)
+    if (c.flags & ~(WEFT_CONFIG_NO_INLINE_JOIN | WEFT_CONFIG_NO_CHAOS))
         return -EINVAL;
     *out = c;
     return 0;
@@ -131,6 +139,9 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     rt->max_tasks = c.max_tasks;
     rt->inline_join = !(c.flags & WEFT_CONFIG_NO_INLINE_JOIN);
     rt->live_batch = c.max_tasks >= (size_t)1024 * c.workers ? 64 : 0;
+    rt->chaos_seed = c.chaos_seed                       ? c.chaos_seed
+                     : (c.flags & WEFT_CONFIG_NO_CHAOS) ? 0
+                                                        : weft__chaos_env_seed();
     weft__inject_init(&rt->inject);
     pthread_mutex_init(&rt->shared_tasks_lock, NULL);
     pthread_mutex_init(&rt->timer_handles_lock, NULL);
@@ -159,6 +170,9 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
         w->runtime = rt;
         w->index = i;
         w->random = 0x9e3779b97f4a7c15ull * (i + 1); /* any non-zero seed */
+        weft__chaos_init(&w->chaos, rt->chaos_seed, i);
+        if (weft__chaos_on(&w->chaos)) /* chaos: steal victims from the seed too */
+            w->random = w->chaos.state;
         weft__fifo_init(&w->yield_queue);
         weft__pool_init(&w->tasks, sizeof(weft_task), NULL);
         weft__timers_init(w);
@@ -229,7 +243,34 @@ static bool take_live_credit(weft_runtime *rt, weft__worker *w) {
     return true;
 }
 
+void weft__runtime_foreign_enter(weft_runtime *rt) {
+    /* Full: counted before the call reads anything of rt that destroy may free. */
+    weft_atomic_fetch_add_full(&rt->foreign_calls, 1);
+}
+
+void weft__runtime_foreign_leave(weft_runtime *rt) {
+    /* Release: the call's last touch of rt; pairs with the destroyer's acquire wait. */
+    weft_atomic_fetch_add_release(&rt->foreign_calls, (AO_t)-1);
+}
+
+static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg);
+
 static weft_task *spawn(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
+    bool is_ours = w && w->runtime == rt && w->current;
+    if (is_ours) /* a task of rt: while it runs, rt cannot be destroyed */
+        return spawn_counted(rt, w, fn, arg);
+    /* Any other caller may race weft_runtime_destroy: it counts itself as a foreign
+     * call, which destroy waits out before it frees anything (D4). */
+    weft__runtime_foreign_enter(rt);
+    int saved_errno;
+    weft_task *t = spawn_counted(rt, w, fn, arg);
+    saved_errno = errno;
+    weft__runtime_foreign_leave(rt);
+    errno = saved_errno;
+    return t;
+}
+
+static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
     bool is_ours = w && w->runtime == rt && w->current;
     if (is_ours && rt->live_batch) {
         if (!take_live_credit(rt, w)) {
@@ -281,7 +322,10 @@ WEFT_API weft_task *weft_spawn(weft_fn fn, void *arg) {
         errno = EINVAL;
         return NULL;
     }
-    return spawn(w->runtime, w, fn, arg);
+    weft_task *t = spawn(w->runtime, w, fn, arg);
+    if (t && w->runtime->chaos_seed) /* chaos: a preemption point after the spawn */
+        weft__worker_chaos_yield();
+    return t;
 }
 
 WEFT_API weft_task *weft_spawn_on(weft_runtime *rt, weft_fn fn, void *arg) {
@@ -339,11 +383,10 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
         return take_result(t, result);
     if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
         return -ETIMEDOUT;
-    /* Not started and next in our own deque: run it here, on our stack (worker.c). No
-     * joiner is registered, so its completer sets WAKE_DONE with COMPLETE. */
-    if (self && deadline_ns == WEFT_FOREVER && w->runtime->inline_join &&
-        weft__worker_join_inline(t))
-        return take_result(t, result);
+    if (self && w->runtime->chaos_seed) { /* chaos: a preemption point before the join */
+        weft__worker_chaos_yield();
+        w = weft__worker_current(); /* we may have moved */
+    }
     /* (J2) Full: a second joiner finds it taken. */
     if (weft_atomic_cas_full(&t->joiner, 0, me) != 0)
         return -EINVAL;
@@ -357,6 +400,11 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
         if (s & WEFT_TASK_COMPLETE)
             return take_result(t, result);
     }
+    /* Registered (J2, J3), so no other join or detach can touch t: if t has not started
+     * and is next in our own deque, run it here, on our stack (worker.c). */
+    if (self && deadline_ns == WEFT_FOREVER && w->runtime->inline_join &&
+        weft__worker_join_inline(t))
+        return take_result(t, result);
     /* (J4) Park (a task) or sleep (a thread) until COMPLETE or the deadline. */
     if (self) {
         weft__timer *tm = NULL;
@@ -460,6 +508,12 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     }
     /* (D3) */
     stop_workers(rt, rt->worker_count);
+    /* (D4) A spawn or timer arm from another thread that failed with ESHUTDOWN, or whose
+     * task already finished, may still be on its way out of rt: wait for its last
+     * touch. Each is a few instructions from its end, so spin, yielding the CPU. */
+    unsigned rounds = 0;
+    while (weft_atomic_load_acquire(&rt->foreign_calls) != 0)
+        weft_spin_wait(&rounds);
     free_runtime(rt);
     return 0;
 }

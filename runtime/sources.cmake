@@ -1,6 +1,7 @@
 # The library's sources, relative to the repository root. One list, read by the root
 # CMakeLists.txt; keep it sorted, the assembly for each ABI last.
 set(WEFT_RUNTIME_SOURCES
+    runtime/chaos.c
     runtime/deque.c
     runtime/fault.c
     runtime/futex_linux.c

@@ -17,8 +17,8 @@
  * (P1 sees NOTIFIED) or the parker's does (W1 sees PARKED): exactly one side
  * schedules the task, and at most once.
  *
- * Join (the only wake-up source in this version). Each park of a joiner has exactly one
- * waker, the worker that completes the child:
+ * Join. A plain join's park has exactly one waker, the worker that completes the child
+ * (a deadline join has a second one, its timer: timer.c says how the two are settled):
  *
  *   joiner                                    completer (the child's worker)
  *   (J1) if COMPLETE: go to J5.               (C1) read state; if JOIN_WAITING, read
@@ -152,6 +152,19 @@ weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
         if (waiter)
             weft__futex_wake(&waiter->done, 1);
         return scheduled;
+    }
+}
+
+void weft__task_complete_inline(weft_task *t) {
+    AO_t s = weft_atomic_load_relaxed(&t->state);
+    for (;;) {
+        /* (C2 for an inline join) The joiner registered by J2/J3 is the caller, running:
+         * no wake-up to deliver, so WAKE_DONE goes with COMPLETE. Full: as C2. */
+        AO_t seen =
+            weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_COMPLETE | WEFT_TASK_WAKE_DONE);
+        if (seen == s)
+            return;
+        s = seen;
     }
 }
 

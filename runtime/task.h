@@ -100,6 +100,10 @@ bool weft__task_wake(weft_task *t);
 weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
                                   void (*schedule_quiet)(weft_task *joiner));
 
+/* Completion of a task its registered joiner ran inline (worker.c): COMPLETE and
+ * WAKE_DONE at once, no wake-up. */
+void weft__task_complete_inline(weft_task *t);
+
 /* The joiner's side, once it has seen COMPLETE: waits out the completer's last touch
  * (WAKE_DONE, a few instructions away) and returns the final state word. */
 AO_t weft__task_await_wake_done(weft_task *t);

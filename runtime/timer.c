@@ -96,6 +96,10 @@ static void collect_cancelled(weft__worker *w) {
 }
 
 void weft__timers_run_due(weft__worker *w) {
+    /* Acquire: pairs with destroy's release store. Once the workers are told to stop,
+     * no timer fires any more (weft.h: none fires after destroy returns). */
+    if (weft_atomic_load_acquire(&w->runtime->stopping))
+        return;
     collect_cancelled(w);
     if (w->timers_armed == 0)
         return;

@@ -9,8 +9,9 @@
  * touch only that worker's wheel and the handle, never a global lock.
  *
  * The handle's fields below `lock` are guarded by `lock`, a spinlock held for a few
- * dozen instructions at most (no callback, no system call, no allocation beyond a pool
- * pop runs under it). Who holds references (`refs`), each keeping the object alive:
+ * dozen instructions (no callback and no system call runs under it; arming pops a timer
+ * object from the worker's pool, which mallocs a new chunk once per 64 objects). Who holds
+ * references (`refs`), each keeping the object alive:
  *   - the application, from create until destroy;
  *   - the arming in a wheel (`armed`), until it is revoked or its owner has handled it;
  *   - an arm task in flight (an arm from a thread that is not a worker, see below);
@@ -42,7 +43,7 @@
  *
  * Destroy waits for a callback running on another thread (callbacks are short by
  * contract), so that the application may free the callback's argument as soon as it
- * returns; from inside the callback itself it does not wait.
+ * returns; from inside a callback (its own or another handle's) it does not wait.
  *
  * Every live handle is also on its runtime's list (under `timer_handles_lock`), so that
  * weft_runtime_destroy frees the handles the application left.
@@ -195,32 +196,45 @@ WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, we
     return 0;
 }
 
-WEFT_API int weft_timer_arm(weft_timer *h, uint64_t deadline_ns) {
-    if (!h || deadline_ns == WEFT_FOREVER)
-        return -EINVAL;
-    weft__worker *w = local_worker(h->runtime);
+/* An arm from a thread that is not one of the runtime's workers: the deadline becomes
+ * pending and an arm task carries it to a worker. The whole call is a foreign call
+ * (runtime.c, D4): a spawn failing with ESHUTDOWN may let a destroyer past D2, and the
+ * handle must stay allocated until we have unlocked it for the last time. */
+static int arm_from_other_thread(weft_timer *h, uint64_t deadline_ns) {
+    weft_runtime *rt = h->runtime;
+    weft__runtime_foreign_enter(rt);
     handle_lock(h);
     disarm_locked(h);
-    if (w) {
-        int rc = arm_here_locked(h, w, deadline_ns);
-        handle_unlock(h);
-        return rc;
-    }
     uint64_t generation = h->generation;
     h->pending_generation = generation;
     h->pending_deadline = deadline_ns;
     h->refs++; /* the arm task's reference */
     handle_unlock(h);
-    weft_task *t = weft_spawn_on(h->runtime, arm_task, h);
+    weft_task *t = weft_spawn_on(rt, arm_task, h);
+    int rc = 0;
     if (t) {
         weft_detach(t);
-        return 0;
+    } else {
+        rc = -errno;
+        handle_lock(h);
+        if (h->pending_generation == generation)
+            h->pending_generation = 0;
+        h->refs--; /* the arm task's; never the last, the application holds one */
+        handle_unlock(h);
     }
-    int rc = -errno;
+    weft__runtime_foreign_leave(rt);
+    return rc;
+}
+
+WEFT_API int weft_timer_arm(weft_timer *h, uint64_t deadline_ns) {
+    if (!h || deadline_ns == WEFT_FOREVER)
+        return -EINVAL;
+    weft__worker *w = local_worker(h->runtime);
+    if (!w)
+        return arm_from_other_thread(h, deadline_ns);
     handle_lock(h);
-    if (h->pending_generation == generation)
-        h->pending_generation = 0;
-    h->refs--; /* the arm task's; never the last, the application holds one */
+    disarm_locked(h);
+    int rc = arm_here_locked(h, w, deadline_ns);
     handle_unlock(h);
     return rc;
 }
@@ -238,13 +252,16 @@ WEFT_API int weft_timer_destroy(weft_timer *h) {
     if (!h)
         return -EINVAL;
     weft__worker *me = weft__worker_current();
+    /* In a timer callback (on a worker, outside any task) we must not wait: two
+     * callbacks destroying each other's timers would wait for each other forever. */
+    bool in_callback = me && !me->current;
     handle_lock(h);
     h->destroyed = true;
     disarm_locked(h);
     /* A callback running elsewhere finishes first (short by contract); one running on
      * this thread is our caller, and frees the handle when it returns. */
     unsigned rounds = 0;
-    while (h->running && h->runner != me) {
+    while (h->running && h->runner != me && !in_callback) {
         handle_unlock(h);
         weft_spin_wait(&rounds);
         handle_lock(h);
@@ -300,8 +317,9 @@ void weft__timer_handle_fire(weft__worker *w, weft__timer *tm) {
 }
 
 void weft__timer_handles_destroy_all(weft_runtime *rt) {
-    /* Every task has finished and every worker has exited: no arming will fire and no
-     * callback runs, so the application's handles are the only references left. */
+    /* Every task has finished, every worker has exited and no foreign call is inside
+     * (D4): no arming will fire and no callback runs. Armings still in wheels hold
+     * references too, but their pools are freed with the workers: free every handle. */
     while (rt->timer_handles) {
         weft_timer *h = rt->timer_handles;
         rt->timer_handles = h->next;

@@ -16,11 +16,13 @@
  *   6. it parks (park.c) until a submitter claims it or its earliest timer is due.
  * Before each round it fires its due timers (timer.c).
  *
- * Switching: a task never switches to another task directly. It switches to its
- * worker's scheduler context with a reason (park, yield, exit), and the worker acts on
- * the reason only after the switch, once the task's registers are saved on its stack:
- * only then may another thread resume or free it. Every task switch is therefore two
- * stack switches; a direct task-to-task handoff is left for the benchmark work.
+ * Switching: a task that parks or exits switches to its worker's scheduler context with
+ * the reason, and the worker acts on the reason only after the switch, once the task's
+ * registers are saved on its stack: only then may another thread resume or free it. Two
+ * paths skip the scheduler: a yield when the only other runnable work is another
+ * yielded task switches straight to it (the yield queue is owner-only, so nobody can
+ * resume the yielder before its registers are saved), and an inline join runs its child
+ * on the joiner's stack without any switch (weft__worker_join_inline).
  *
  * Threads: fields marked "owner only" in worker.h are touched only on the worker's
  * thread. Thread-local state (`this_worker`) is read through weft__worker_current, never
@@ -121,6 +123,8 @@ static weft_task *take_from_inject(weft__worker *w) {
     size_t want = length / rt->worker_count + 1;
     if (want > WEFT_INJECT_BATCH_MAX)
         want = WEFT_INJECT_BATCH_MAX;
+    if (weft__chaos_on(&w->chaos)) /* chaos: any steal size up to the fair share */
+        want = 1 + (size_t)weft__chaos_below(&w->chaos, want);
     weft__fifo got;
     weft__fifo_init(&got);
     if (weft__inject_pop_batch_any(&rt->inject, want, &got) == 0)
@@ -146,6 +150,10 @@ static weft_task *next_local(weft__worker *w) {
         if ((t = take_from_inject(w)) || (t = pop_yielded(w)))
             return t;
     }
+    /* Chaos: sometimes the injection queue before the deque (never the yield queue
+     * early: weft_yield promises the worker's other runnable tasks run first). */
+    if (weft__chaos_one_in(&w->chaos, 16) && (t = take_from_inject(w)))
+        return t;
     if ((t = weft__deque_pop_owner(&w->deque)))
         return t;
     if ((t = pop_yielded(w)))
@@ -204,12 +212,14 @@ static void park(weft__worker *w) {
     /* A parked worker holds no live_tasks credits: once every task has finished, the
      * last worker to park empties live_tasks and wakes a destroyer (runtime.c). */
     weft__runtime_release_credit(rt, w);
+    weft__chaos_delay(&w->chaos); /* chaos: widen the window before P1 */
     /* (P1) */
-    bool last_searcher = weft__idle_prepare_park(&rt->idle, w->index, w->searching);
+    weft__idle_prepare_park(&rt->idle, w->index, w->searching);
     w->searching = false;
-    /* (P2) */
-    if (last_searcher && work_visible(rt))
+    /* (P2) Every parking worker, not only the last searcher (park.c explains why). */
+    if (work_visible(rt))
         notify_one(rt);
+    weft__chaos_delay(&w->chaos); /* chaos: and between P2 and the futex wait */
     /* (P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
      * stopping pairs with the release store in weft_runtime_destroy. Sleeps no later
      * than this worker's earliest timer: a parked worker fires its timers on time. */
@@ -319,7 +329,7 @@ bool weft__worker_yield_current(void) {
     /* Anything but another yielded task to run, or a timer due: let the scheduler choose
      * (fairness, timers, stealing). */
     if (weft__deque_size_any(&w->deque) != 0 || weft__inject_length_any(&w->runtime->inject) != 0 ||
-        weft__timers_due(w))
+        weft__timers_due(w) || weft__chaos_one_in(&w->chaos, 4))
         return false;
     weft__link *l = weft__fifo_pop(&w->yield_queue);
     if (!l)
@@ -350,6 +360,8 @@ bool weft__worker_join_inline(weft_task *t) {
     weft_task *self = w->current;
     weft_runtime *rt = w->runtime;
     if (t->runtime != rt) /* immutable while the handle is ours */
+        return false;
+    if (weft__chaos_one_in(&w->chaos, 4)) /* chaos: take the parking path instead */
         return false;
     /* (I1) Only the bottom of our own deque: the next task this worker would run anyway,
      * that no thief took. Pop it to look, push it back if it is not t: both are owner
@@ -384,11 +396,15 @@ bool weft__worker_join_inline(weft_task *t) {
     w->current = self;
     self->fiber = t->fiber;
     t->stack = NULL;
-    weft_runtime *joiner_runtime = weft__task_complete(t, &w->tasks, schedule_joiner_quiet);
-    if (joiner_runtime)
-        notify_one(joiner_runtime);
+    weft__task_complete_inline(t);
     weft__runtime_task_done(rt, w);
     return true;
+}
+
+void weft__worker_chaos_yield(void) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->current && weft__chaos_one_in(&w->chaos, 8))
+        weft__worker_suspend_current(WEFT_SWITCH_YIELD);
 }
 
 void weft__worker_suspend_current(weft__switch_reason reason) {

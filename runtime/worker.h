@@ -7,6 +7,7 @@
 
 #include "arch/context.h"
 #include "atomic.h"
+#include "chaos.h"
 #include "deque.h"
 #include "inject.h"
 #include "list.h"
@@ -37,6 +38,7 @@ typedef struct weft__worker {
     uint64_t next_id, id_limit; /* a block of task ids taken from the process counter */
     bool searching;             /* counted as searching in runtime->idle */
     AO_t live_credit;           /* slots of runtime->live_tasks held for spawns here */
+    weft__chaos chaos;          /* chaos scheduling's decisions (chaos.h); off: state 0 */
     void *signal_stack;         /* sigaltstack for reporting stack overflows */
     weft__timer_wheel wheel;    /* timers armed by tasks running here (timer.c) */
     weft__pool timers;          /* their objects */
@@ -59,8 +61,9 @@ struct weft_runtime {
     unsigned worker_count;
     size_t stack_size;
     size_t max_tasks;
-    bool inline_join; /* WEFT_CONFIG_NO_INLINE_JOIN not set */
-    AO_t live_batch;  /* live_tasks credits taken at a time; 0: none (runtime.c) */
+    bool inline_join;    /* WEFT_CONFIG_NO_INLINE_JOIN not set */
+    AO_t live_batch;     /* live_tasks credits taken at a time; 0: none (runtime.c) */
+    uint64_t chaos_seed; /* 0: chaos scheduling off (chaos.h) */
     weft__worker **workers;
 
     /* ---- Shared, each with its own synchronisation. */
@@ -76,6 +79,7 @@ struct weft_runtime {
     weft_atomic_word destroy_claimed; /* CAS 0 -> 1 by the one thread destroying */
     weft_atomic_word shutting_down;   /* destroy has begun: foreign spawns fail */
     weft_atomic_word stopping;        /* every task is done: workers exit */
+    weft_atomic_word foreign_calls;   /* calls from other threads inside rt (D4) */
     weft_atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
                                        * during shutdown */
     pthread_mutex_t timer_handles_lock;
@@ -115,9 +119,15 @@ bool weft__worker_yield_current(void);
  * worker's deque (the task it would run next), and the calling task's stack has at
  * least 3/4 of the configured stack size free, runs t to completion on the caller's
  * stack, as t (a function call instead of a stack, two switches, a park and a wake).
- * t may park meanwhile; the caller then waits under it. Returns true if t completed
- * this way (its result is then waiting in t), false if nothing was done. */
+ * t may park meanwhile; the caller then waits under it. The caller must already be
+ * registered as t's joiner (J2, J3 in task.c), so that no other join or detach can
+ * touch t meanwhile. Returns true if t completed this way (its result is then waiting
+ * in t), false if nothing was done. */
 bool weft__worker_join_inline(weft_task *t);
+
+/* Chaos scheduling (chaos.h): inside a task, sometimes yields. A preemption point for
+ * spawn and join; does nothing with chaos off. */
+void weft__worker_chaos_yield(void);
 
 /* A fresh task id (process-wide unique, never 0). w may be NULL. */
 uint64_t weft__worker_next_id(weft__worker *w);
@@ -128,6 +138,10 @@ void weft__worker_unpark(weft__worker *w);
 /* Bookkeeping when a task has finished (runtime.c): the live count and shutdown. w is
  * the worker it finished on (NULL: not counted on a worker). */
 void weft__runtime_task_done(weft_runtime *rt, weft__worker *w);
+/* Brackets a call into rt from a thread that is not one of rt's tasks (runtime.c, D4):
+ * weft_runtime_destroy frees nothing while one is inside. */
+void weft__runtime_foreign_enter(weft_runtime *rt);
+void weft__runtime_foreign_leave(weft_runtime *rt);
 /* A worker about to park gives back its live_tasks credits (runtime.c). */
 void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w);
 

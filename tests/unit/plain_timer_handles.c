@@ -359,12 +359,88 @@ static void test_shutdown(void) {
     WEFT_CHECK_NO_LEAKS();
 }
 
+/* ---- callbacks destroying each other's timers; nothing fires after destroy --------- */
+
+typedef struct pair {
+    weft_timer *timer[2];
+    weft_atomic_word done;
+} pair;
+
+static pair *pair_of_timer(weft_timer *tm, void *arg, int *which) {
+    pair *p = arg;
+    *which = p->timer[0] == tm ? 0 : 1;
+    return p;
+}
+
+/* Both fire at once, on the two workers when they can: each spins a little, then
+ * destroys the other's timer, which must not wait for the other callback. */
+static void destroy_the_other(weft_timer *tm, void *arg) {
+    int which;
+    pair *p = pair_of_timer(tm, arg, &which);
+    spin_for(200 * US);
+    WEFT_CHECK(weft_timer_destroy(p->timer[1 - which]) == 0, "destroy the other");
+    weft_atomic_fetch_add_full(&p->done, 1);
+}
+
+static weft_atomic_word late_fires;
+
+static void count_late(weft_timer *tm, void *arg) {
+    (void)tm;
+    (void)arg;
+    weft_atomic_fetch_add_full(&late_fires, 1);
+}
+
+static void *arm_and_leave(void *arg) {
+    (void)arg;
+    weft_timer *tm;
+    WEFT_CHECK(weft_timer_create(weft_runtime_current(), count_late, NULL, &tm) == 0, "create");
+    WEFT_CHECK(weft_timer_arm(tm, weft_now() + 30 * MS) == 0, "arm");
+    return NULL; /* the runtime shuts down before the deadline */
+}
+
+static void test_mutual_destroy_and_after_destroy(void) {
+    weft_runtime *rt;
+    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    size_t rounds = weft_test_size(100, 4);
+    /* One pair per round, kept until the runtime is gone: a second callback of a round
+     * may still be reading its pair when the next round starts. */
+    pair *pairs = calloc(rounds, sizeof(*pairs));
+    WEFT_CHECK(pairs != NULL, "calloc");
+    for (size_t i = 0; i < rounds; i++) {
+        pair *p = &pairs[i];
+        WEFT_CHECK(weft_timer_create(rt, destroy_the_other, p, &p->timer[0]) == 0, "create");
+        WEFT_CHECK(weft_timer_create(rt, destroy_the_other, p, &p->timer[1]) == 0, "create");
+        uint64_t at = weft_now() + MS;
+        /* From this thread: each arm goes to whichever worker runs its arm task. */
+        WEFT_CHECK(weft_timer_arm(p->timer[0], at) == 0 && weft_timer_arm(p->timer[1], at) == 0,
+                   "arm");
+        uint64_t give_up = weft_now() + 5000 * MS;
+        /* One or both run: the first to run destroys the other, which then never runs,
+         * unless it was already running (then it destroys the first). */
+        while (weft_atomic_load_acquire(&p->done) == 0)
+            WEFT_CHECK(weft_now() < give_up, "no callback finished (round %zu)", i);
+    }
+    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    free(pairs);
+    WEFT_CHECK_NO_LEAKS();
+
+    /* An armed timer whose tasks are all done never fires after destroy returns. */
+    weft_atomic_store_release(&late_fires, 0);
+    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, arm_and_leave, NULL, NULL) == 0, "run");
+    AO_t at_return = weft_atomic_load_acquire(&late_fires);
+    weft_test_sleep_ms(60);
+    WEFT_CHECK(weft_atomic_load_acquire(&late_fires) == at_return && at_return == 0,
+               "a timer fired after weft_run returned");
+    WEFT_CHECK_NO_LEAKS();
+}
+
 int main(void) {
     test_errors();
     test_from_task();
     test_cancel_race();
     test_overlap_and_destroy_wait();
     test_shutdown();
+    test_mutual_destroy_and_after_destroy();
     printf("plain_timer_handles: all cases passed\n");
     return 0;
 }
