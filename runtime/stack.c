@@ -169,8 +169,14 @@ static int map_slab_locked(weft__stack_depot *d) {
         s->guard = install_guard(d, region);
         if (s->guard != WEFT_GUARD_NONE)
             guarded++;
-        ((uint64_t *)s->low)[0] = weft__stack_canary_value;
-        ((uint64_t *)s->low)[1] = weft__stack_canary_value;
+        /* Only a stack without a guard page gets its canary: writing it would touch
+         * the stack's bottom page, 4 KiB of memory per task that most tasks never use
+         * (the sleepers benchmark measured 6.7 KB per sleeping task with it, 2.7 KB
+         * without). */
+        if (s->guard == WEFT_GUARD_NONE) {
+            ((uint64_t *)s->low)[0] = weft__stack_canary_value;
+            ((uint64_t *)s->low)[1] = weft__stack_canary_value;
+        }
         s->valgrind_id = VALGRIND_STACK_REGISTER(s->low, s->top);
         s->next = d->free;
         d->free = s;
