@@ -19,8 +19,8 @@
  *   (F2) if it reached 0 and shutting_down (full read): bump `quiescent`, wake it
  *
  *   (D4) after D3, before freeing: wait until no call from another thread is inside
- *        rt (`foreign_calls`, counted around every spawn or timer arm that does not
- *        come from one of rt's own tasks). A foreign spawner that backs out in S2 runs
+ *        rt (`foreign_calls`, counted around every spawn, join or timer arm that does
+ *        not come from one of rt's own tasks). A foreign spawner that backs out in S2 runs
  *        F1 and F2 itself, and F1 may be what lets the destroyer past D2: without D4
  *        its F2 (and a failed timer arm's unlock of its handle) would read freed
  *        memory. A call that begins after D4 has seen 0 uses rt after destroy, which
@@ -435,12 +435,28 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     return withdraw_join(t, result);
 }
 
+/* A join from a thread that is not one of the task's runtime's workers is a foreign call
+ * (D4): destroy may be waiting for the very task, and must not free it (or the runtime)
+ * while the joiner is still taking its result. */
+static int join_counted(weft_task *t, uint64_t deadline_ns, void **result) {
+    if (!t)
+        return -EINVAL;
+    weft__worker *w = weft__worker_current();
+    if (w && w->current && w->runtime == t->runtime)
+        return join_until(t, deadline_ns, result);
+    weft_runtime *rt = t->runtime;
+    weft__runtime_foreign_enter(rt);
+    int rc = join_until(t, deadline_ns, result);
+    weft__runtime_foreign_leave(rt);
+    return rc;
+}
+
 WEFT_API int weft_join(weft_task *t, void **result) {
-    return join_until(t, WEFT_FOREVER, result);
+    return join_counted(t, WEFT_FOREVER, result);
 }
 
 WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result) {
-    return join_until(t, deadline_ns, result);
+    return join_counted(t, deadline_ns, result);
 }
 
 WEFT_API void weft_detach(weft_task *t) {
@@ -481,10 +497,13 @@ WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **resul
         return -EINVAL;
     if (weft__worker_current())
         return -EDEADLK;
+    /* One foreign call (D4) around the spawn and the join: between the two the task may
+     * finish and a destroyer pass D2, and the join must still find t and rt allocated. */
+    weft__runtime_foreign_enter(rt);
     weft_task *t = weft_spawn_on(rt, fn, arg);
-    if (!t)
-        return -errno;
-    return weft_join(t, result);
+    int rc = t ? weft_join(t, result) : -errno;
+    weft__runtime_foreign_leave(rt);
+    return rc;
 }
 
 WEFT_API int weft_runtime_destroy(weft_runtime *rt) {

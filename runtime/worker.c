@@ -207,6 +207,33 @@ static bool work_visible(weft_runtime *rt) {
     return false;
 }
 
+/* A searcher that found nothing keeps looking for a short while before it parks, as
+ * Go's spinning threads do: work that a busy worker spawns a few microseconds later is
+ * then stolen without a futex wake-up on the spawner's side and a sleep and wake on
+ * ours (spawn_many, one producer and one thief, paid two system calls per task stolen
+ * when the thief parked at once). While it searches, spawns wake nobody (N3). Bounded,
+ * and only by a worker that was just busy: an idle runtime still burns no CPU. */
+#ifndef WEFT_SEARCH_SPIN_NS
+#define WEFT_SEARCH_SPIN_NS 20000
+#endif
+
+static weft_task *search_a_while(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    uint64_t until = weft_now() + WEFT_SEARCH_SPIN_NS;
+    do {
+        for (int i = 0; i < 32; i++)
+            weft_cpu_relax();
+        if (weft_atomic_load_acquire(&rt->stopping) || weft__timers_due(w))
+            return NULL; /* the loop has something else to do first */
+        if (work_visible(rt)) {
+            weft_task *t = steal(w);
+            if (t)
+                return t;
+        }
+    } while (weft_now() < until);
+    return NULL;
+}
+
 static void park(weft__worker *w) {
     weft_runtime *rt = w->runtime;
     /* A parked worker holds no live_tasks credits: once every task has finished, the
@@ -250,10 +277,13 @@ static void finish(weft__worker *w, weft_task *t) {
         weft__stack_put_owner(&rt->stacks, &w->stacks, t->stack);
         t->stack = NULL;
     }
+    /* The live slot first: a joiner that sees COMPLETE may spawn at once, and must find
+     * the slot free (max_tasks). Should this let a destroyer past D2, it still waits for
+     * this thread (D3) and for a foreign joiner we wake (D4) before freeing anything. */
+    weft__runtime_task_done(rt, w);
     weft_runtime *joiner_runtime = weft__task_complete(t, &w->tasks, schedule_joiner_quiet);
     if (joiner_runtime) /* after C4 (task.c): the joiner never waits on this call */
         notify_one(joiner_runtime);
-    weft__runtime_task_done(rt, w);
 }
 
 /* The task's function, in a frame that returns (see WEFT_NO_SANITIZER_FRAME). */
@@ -396,8 +426,8 @@ bool weft__worker_join_inline(weft_task *t) {
     w->current = self;
     self->fiber = t->fiber;
     t->stack = NULL;
+    weft__runtime_task_done(rt, w); /* the slot first, as finish() does */
     weft__task_complete_inline(t);
-    weft__runtime_task_done(rt, w);
     return true;
 }
 
@@ -453,8 +483,8 @@ void *weft__worker_main(void *arg) {
         if (!t) {
             if (!w->searching)
                 w->searching = weft__idle_begin_searching(&rt->idle);
-            if (w->searching)
-                t = steal(w);
+            if (w->searching && !(t = steal(w)))
+                t = search_a_while(w);
         }
         if (t) {
             /* Found work, however: stop counting as a searcher (a woken worker starts

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "weft.h"
@@ -58,6 +59,21 @@ static inline int weft_test_leaks(char *why, size_t size) {
         char why_[160];                                                                            \
         WEFT_CHECK(!weft_test_leaks(why_, sizeof why_), "weft leaked: %s", why_);                  \
     } while (0)
+
+/* A "Field: N kB" line of /proc/self/status (VmSize, VmRSS, VmHWM...) in bytes, or 0 if
+ * there is no such line. */
+static inline size_t weft_test_proc_status_bytes(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kib = 0, len = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0 && line[len] == ':' &&
+            sscanf(line + len + 1, " %zu kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib << 10;
+}
 
 static inline void weft_test_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -6,11 +6,12 @@
  * plus spawning), the worst and median lateness, and the peak RSS per sleeping task.
  * Nothing is timed against a bound here: figures belong in bench/RESULTS.md.
  *
- *   stress_sleepers [S [workers]]
+ *   stress_sleepers [S [workers]] [--seed SEED]
+ *
+ * Without S, WEFT_TEST_SCALE scales it up to 250,000 at most (the default max_tasks is
+ * 262,144). Nothing here is random: the seed (stress.h) is only printed.
  */
-#include "weft_test.h"
-
-#include "atomic.h"
+#include "stress.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,10 +23,10 @@ static size_t sleeper_count;
 static void *sleeper(void *arg) {
     size_t i = (size_t)arg;
     uint64_t deadline = weft_now() + (uint64_t)(i * 7919 % 1000) * 1000000u;
-    WEFT_CHECK(weft_sleep_until(deadline) == 0, "sleep %zu", i);
+    STRESS_CHECK(weft_sleep_until(deadline) == 0, "sleep %zu", i);
     uint64_t now = weft_now();
-    WEFT_CHECK(now >= deadline, "task %zu woke %llu ns early", i,
-               (unsigned long long)(deadline - now));
+    STRESS_CHECK(now >= deadline, "task %zu woke %llu ns early", i,
+                 (unsigned long long)(deadline - now));
     lateness_ns[i] = now - deadline;
     return (void *)i;
 }
@@ -33,33 +34,19 @@ static void *sleeper(void *arg) {
 static void *parent(void *arg) {
     (void)arg;
     weft_task **tasks = malloc(sleeper_count * sizeof(*tasks));
-    WEFT_CHECK(tasks != NULL, "malloc");
+    STRESS_CHECK(tasks != NULL, "malloc");
     for (size_t i = 0; i < sleeper_count; i++) {
         tasks[i] = weft_spawn(sleeper, (void *)i);
-        WEFT_CHECK(tasks[i] != NULL, "spawn %zu: %s", i, strerror(errno));
+        STRESS_CHECK(tasks[i] != NULL, "spawn %zu: %s", i, strerror(errno));
     }
     uint64_t sum = 0;
     for (size_t i = 0; i < sleeper_count; i++) {
         void *r;
-        WEFT_CHECK(weft_join(tasks[i], &r) == 0, "join %zu", i);
+        STRESS_CHECK(weft_join(tasks[i], &r) == 0, "join %zu", i);
         sum += (uint64_t)(size_t)r;
     }
     free(tasks);
     return (void *)(uintptr_t)sum;
-}
-
-/* Peak resident set (VmHWM) in bytes, or 0 if /proc is not there. */
-static uint64_t peak_rss_bytes(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    uint64_t kib = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %llu kB", (unsigned long long *)&kib) == 1)
-            break;
-    fclose(f);
-    return kib * 1024;
 }
 
 static int compare_u64(const void *a, const void *b) {
@@ -68,23 +55,23 @@ static int compare_u64(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    argc = stress_begin("stress_sleepers", argc, argv);
     /* Under TSan every live task costs a TSan fiber (weft_test.h): 1/50 of the tasks. */
-    sleeper_count = argc > 1 ? strtoull(argv[1], NULL, 10) : weft_test_size(100000, 50);
+    sleeper_count = argc > 1 ? strtoull(argv[1], NULL, 10) : stress_size_capped(100000, 50, 250000);
     weft_config cfg = {0}; /* the default configuration: the requirement */
     if (argc > 2)
         cfg.workers = (unsigned)strtoul(argv[2], NULL, 10);
     lateness_ns = calloc(sleeper_count, sizeof(*lateness_ns));
-    WEFT_CHECK(lateness_ns != NULL, "calloc");
-    uint64_t rss_before = peak_rss_bytes();
+    STRESS_CHECK(lateness_ns != NULL, "calloc");
+    uint64_t rss_before = (uint64_t)weft_test_proc_status_bytes("VmHWM");
     uint64_t start = weft_now();
     void *result;
-    WEFT_CHECK(weft_run(&cfg, parent, NULL, &result) == 0, "run");
+    STRESS_CHECK(weft_run(&cfg, parent, NULL, &result) == 0, "run");
     uint64_t wall = weft_now() - start;
     uint64_t expected = (uint64_t)sleeper_count * (sleeper_count - 1) / 2;
-    WEFT_CHECK((uint64_t)(uintptr_t)result == expected, "sum %llu, expected %llu",
-               (unsigned long long)(uintptr_t)result, (unsigned long long)expected);
-    WEFT_CHECK_NO_LEAKS();
-    uint64_t rss = peak_rss_bytes();
+    STRESS_CHECK((uint64_t)(uintptr_t)result == expected, "sum %llu, expected %llu",
+                 (unsigned long long)(uintptr_t)result, (unsigned long long)expected);
+    uint64_t rss = (uint64_t)weft_test_proc_status_bytes("VmHWM");
     qsort(lateness_ns, sleeper_count, sizeof(*lateness_ns), compare_u64);
     printf("stress_sleepers: %zu sleepers, wall %.1f ms, lateness median %.1f us, p99 %.1f us, "
            "max %.1f us, peak RSS %.1f MB (%.0f bytes per task)\n",
@@ -92,5 +79,9 @@ int main(int argc, char **argv) {
            lateness_ns[sleeper_count * 99 / 100] / 1e3, lateness_ns[sleeper_count - 1] / 1e3,
            rss / 1e6, (double)(rss - rss_before) / (double)sleeper_count);
     free(lateness_ns);
-    return 0;
+    stress_count(STRESS_TASKS, sleeper_count + 1);
+    stress_count(STRESS_JOINS, sleeper_count + 1);
+    stress_count(STRESS_SLEEPS, sleeper_count);
+    stress_count(STRESS_RUNTIMES, 1);
+    return stress_pass(); /* checks for leaks too */
 }

@@ -9,6 +9,8 @@
 #include "atomic.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -350,41 +352,59 @@ static void test_inline_join_identity(unsigned flags) {
 
 struct contested {
     weft_task *child;
-    weft_atomic_word joining; /* set by the parent just before its join */
+    const char *parent_frame; /* an address in the parent's frame, on its stack */
+    weft_atomic_word verdict; /* set by the child: 1 running inline, 2 not inline */
+    weft_atomic_word done;    /* set by the interloper when it has tried its worst */
     int second_join;          /* what a second join of the child returned */
 };
 
-static void *sleepy_child(void *arg) {
-    (void)arg;
-    weft_sleep_ms(2); /* parks while it runs inline on its joiner's stack */
+/* Runs inline in its joiner (then its frames are on the joiner's stack, just below the
+ * joiner's frame) unless the other worker stole it first. It does not finish before the
+ * interloper is done, so the handle stays valid for the interloper. */
+static void *held_child(void *arg) {
+    struct contested *c = arg;
+    char here;
+    ptrdiff_t distance = c->parent_frame - &here;
+    bool inline_run = distance > 0 && distance < (ptrdiff_t)WEFT_DEFAULT_STACK_SIZE;
+    weft_atomic_store_release(&c->verdict, inline_run ? 1 : 2);
+    while (!weft_atomic_load_acquire(&c->done))
+        weft_sleep_ms(1); /* parks while it runs inline on its joiner's stack */
     return (void *)(uintptr_t)77;
 }
 
-/* Meanwhile, another task tries to detach and to join the child: both must see that a
- * join owns the handle (ignored, -EINVAL), whether or not the child runs inline. */
+/* Meanwhile, another task tries to detach and to join the child. When the child runs
+ * inline, its joiner registered first, so both must fail: the detach is ignored and the
+ * join returns -EINVAL, and the child is freed once, by its joiner. */
 static void *interloper(void *arg) {
     struct contested *c = arg;
-    while (!weft_atomic_load_acquire(&c->joining))
+    AO_t verdict;
+    while ((verdict = weft_atomic_load_acquire(&c->verdict)) == 0)
         weft_yield();
-    weft_sleep_ms(1);
-    weft_detach(c->child);
-    c->second_join = weft_join(c->child, NULL);
-    return NULL;
+    if (verdict == 1) {
+        weft_detach(c->child);
+        c->second_join = weft_join(c->child, NULL);
+    }
+    weft_atomic_store_release(&c->done, 1);
+    return (void *)(uintptr_t)verdict;
 }
 
 static void *contested_parent(void *arg) {
-    size_t rounds = (size_t)arg;
+    size_t rounds = (size_t)arg, inlined = 0;
     for (size_t i = 0; i < rounds; i++) {
-        struct contested c = {0};
+        char frame;
+        struct contested c = {.parent_frame = &frame};
         weft_task *d = weft_spawn(interloper, &c);
-        c.child = weft_spawn(sleepy_child, NULL); /* the bottom of our deque: inlinable */
+        c.child = weft_spawn(held_child, &c); /* the bottom of our deque: inlinable */
         WEFT_CHECK(d && c.child, "spawn");
-        weft_atomic_store_release(&c.joining, 1);
-        void *r;
+        void *r, *verdict;
         WEFT_CHECK(weft_join(c.child, &r) == 0 && (uintptr_t)r == 77, "join");
-        WEFT_CHECK(weft_join(d, NULL) == 0, "join interloper");
-        WEFT_CHECK(c.second_join == -EINVAL, "a second join returned %d", c.second_join);
+        WEFT_CHECK(weft_join(d, &verdict) == 0, "join interloper");
+        if ((uintptr_t)verdict == 1) {
+            inlined++;
+            WEFT_CHECK(c.second_join == -EINVAL, "a second join returned %d", c.second_join);
+        }
     }
+    WEFT_CHECK(inlined > 0, "the child never ran inline in %zu rounds", rounds);
     return NULL;
 }
 

@@ -268,20 +268,6 @@ Test(api, set_name_copies_and_cuts) {
 
 /* Resource exhaustion: a task whose stack cannot be mapped finishes without running and
  * its join says -ENOMEM; the runtime keeps working once memory is back. */
-#if !defined(WEFT_ASAN)
-static size_t address_space_in_use(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %zu kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib << 10;
-}
-#endif
-
 Test(resources, unmappable_stack_fails_the_join_with_enomem) {
 #if defined(WEFT_ASAN)
     cr_skip_test("ASan reserves terabytes of address space: RLIMIT_AS cannot be lowered");
@@ -291,7 +277,7 @@ Test(resources, unmappable_stack_fails_the_join_with_enomem) {
     struct rlimit old;
     cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
     /* Room for the task object's chunk, not for a slab of stacks (32 x 68 KiB). */
-    struct rlimit tight = {address_space_in_use() + (512 << 10), old.rlim_max};
+    struct rlimit tight = {weft_test_proc_status_bytes("VmSize") + (512 << 10), old.rlim_max};
     cr_assert_eq(setrlimit(RLIMIT_AS, &tight), 0);
     weft_task *t = weft_spawn_on(rt, identity, (void *)5);
     cr_assert_not_null(t);
