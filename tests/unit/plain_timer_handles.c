@@ -363,6 +363,7 @@ static void test_shutdown(void) {
 
 typedef struct pair {
     weft_timer *timer[2];
+    weft_atomic_word armed; /* both arms have returned: the handles may go */
     weft_atomic_word done;
 } pair;
 
@@ -377,6 +378,8 @@ static pair *pair_of_timer(weft_timer *tm, void *arg, int *which) {
 static void destroy_the_other(weft_timer *tm, void *arg) {
     int which;
     pair *p = pair_of_timer(tm, arg, &which);
+    while (!weft_atomic_load_acquire(&p->armed)) /* the main thread may still be arming */
+        ;
     spin_for(200 * US);
     WEFT_CHECK(weft_timer_destroy(p->timer[1 - which]) == 0, "destroy the other");
     weft_atomic_fetch_add_full(&p->done, 1);
@@ -414,6 +417,7 @@ static void test_mutual_destroy_and_after_destroy(void) {
         /* From this thread: each arm goes to whichever worker runs its arm task. */
         WEFT_CHECK(weft_timer_arm(p->timer[0], at) == 0 && weft_timer_arm(p->timer[1], at) == 0,
                    "arm");
+        weft_atomic_store_release(&p->armed, 1);
         uint64_t give_up = weft_now() + 5000 * MS;
         /* One or both run: the first to run destroys the other, which then never runs,
          * unless it was already running (then it destroys the first). */
