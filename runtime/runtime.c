@@ -479,11 +479,8 @@ WEFT_API void weft_detach(weft_task *t) {
 }
 
 WEFT_API void weft_yield(void) {
-    weft__worker *w;
-    weft_task *self = current_task(&w);
-    if (!self)
+    if (!current_task(NULL))
         return;
-    (void)w;
     /* Straight to the next yielded task, or nothing to do; otherwise through the
      * scheduler. (It checks due timers: a task yielding in a loop must not starve the
      * timers of its own worker, which fires them only between tasks.) */

@@ -171,7 +171,7 @@ static int map_slab_locked(weft__stack_depot *d) {
             guarded++;
         /* Only a stack without a guard page gets its canary: writing it would touch
          * the stack's bottom page, 4 KiB of memory per task that most tasks never use
-         * (the sleepers benchmark measured 6.7 KB per sleeping task with it, 2.7 KB
+         * (the sleepers benchmark measured 6.7 KB per sleeping task with it, 3.7 KB
          * without). */
         if (s->guard == WEFT_GUARD_NONE) {
             ((uint64_t *)s->low)[0] = weft__stack_canary_value;

@@ -74,7 +74,7 @@ static weft__pool *caller_timer_pool(void) {
 
 /* Takes the timers other threads cancelled, unlinks and frees them. */
 static void collect_cancelled(weft__worker *w) {
-    /* Acquire: pairs with the release CAS of post_cancelled. */
+    /* Acquire: pairs with the release CAS of weft__timer_revoke's push. */
     AO_t head = weft_atomic_load_acquire(&w->timers_cancelled);
     if (!head)
         return;
