@@ -210,10 +210,10 @@ static bool work_visible(weft_runtime *rt) {
 /* A searcher that found nothing keeps looking for a short while before it parks, as
  * Go's spinning threads do: work that a busy worker spawns a few microseconds later is
  * then stolen without a futex wake-up on the spawner's side and a sleep and wake on
- * ours (spawn_many, one producer and one thief, paid two system calls per task stolen
- * when the thief parked at once; with the spin its median went from 172 to 160 ms on
- * the 2-core VM, 2026-11-25). While it searches, spawns wake nobody (N3). Bounded,
- * and only by a worker that was just busy: an idle runtime still burns no CPU. */
+ * ours (spawn_many, one producer and one thief: with the spin its median went from 172
+ * to 160 ms on the 2-core VM, 2026-11-25, five interleaved runs each). While it searches, spawns
+ * wake nobody (N3). Bounded, and only by a worker that was just busy: an idle runtime still burns
+ * no CPU. */
 #ifndef WEFT_SEARCH_SPIN_NS
 #define WEFT_SEARCH_SPIN_NS 20000
 #endif
