@@ -148,6 +148,12 @@ WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **resul
  * completion (tasks may go on spawning while it waits), then stops the workers and frees
  * everything, join handles that were never joined or detached included (using one
  * afterwards is undefined). Call it once, from a thread that is not one of rt's workers.
+ * Calls from other threads may overlap it: weft_spawn_on, weft_block_on, weft_join(_until),
+ * weft_detach and weft_timer_arm/cancel/destroy count themselves as they enter rt, and
+ * destroy frees nothing until every call that entered has returned (a spawn or arm that
+ * arrives after destroy began fails with ESHUTDOWN). A call that starts after destroy
+ * returned, or races its very end, uses freed memory: make sure such calls start before
+ * destroy is called (or keep a task of rt alive until they have returned).
  * Returns 0, or: -EINVAL (rt is NULL), -EDEADLK (called from one of rt's tasks),
  * -EBUSY (another thread is already destroying rt). */
 WEFT_API int weft_runtime_destroy(weft_runtime *rt);
@@ -177,8 +183,12 @@ WEFT_API int weft_join(weft_task *t, void **result);
 WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result);
 
 /* Releases the handle without waiting: the task runs to completion and its result is
- * dropped. NULL is ignored; detaching a handle that a join is waiting on is ignored
- * (the join consumes it). */
+ * dropped. NULL is ignored; detaching a handle that a join has claimed (one waiting, or
+ * one taking the result) is ignored: the join consumes it. A detach racing a join of the
+ * same handle from another thread is settled once: either the join returns 0 and the
+ * detach does nothing, or the detach takes the handle and the join returns -EINVAL
+ * (as long as the join starts before the detached task's object can be reused by a new
+ * spawn: a handle must not be used after it was detached). */
 WEFT_API void weft_detach(weft_task *t);
 
 /* Lets every other runnable task of the current worker run first, then continues.

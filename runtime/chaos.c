@@ -1,12 +1,13 @@
 /*
  * chaos.c: the parts of chaos scheduling (chaos.h) that are not inline: reading
- * WEFT_CHAOS once per process, and the delays before parking.
+ * WEFT_CHAOS once per process, the delays before parking, and chaos points.
  */
 #include "chaos.h"
 
 #include "atomic.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -52,4 +53,53 @@ void weft__chaos_delay(weft__chaos *c) {
     default:
         break;
     }
+}
+
+/* Chaos points' generator, one per thread: `seed` is the runtime seed it was drawn from
+ * (a new seed reseeds it), `state` the xorshift64* state (0: not seeded yet). */
+static _Thread_local struct {
+    uint64_t seed;
+    uint64_t state;
+} point_rng;
+/* Distinguishes threads of one process in the seeding; relaxed: uniqueness only. */
+static weft_atomic_word point_threads;
+
+static uint64_t label_hash(const char *label) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *label; label++)
+        h = (h ^ (unsigned char)*label) * 0x100000001b3ull;
+    return h;
+}
+
+void weft__chaos_point(uint64_t seed, const char *label) {
+    if (point_rng.seed != seed || point_rng.state == 0) {
+        weft__chaos c;
+        unsigned thread = (unsigned)weft_atomic_fetch_add_relaxed(&point_threads, 1);
+        weft__chaos_init(&c, seed ^ 0x6368616f73ull /* "chaos" */, 1000u + thread);
+        point_rng.seed = seed;
+        point_rng.state = c.state;
+    }
+    weft__chaos c = {point_rng.state ^ label_hash(label)};
+    if (c.state == 0)
+        c.state = 1;
+    uint64_t draw = weft__chaos_below(&c, 64);
+    switch (draw) {
+    case 0: case 1: case 2: case 3: { /* 1 in 16: spin up to ~20 us */
+        uint64_t n = weft__chaos_below(&c, 20000);
+        for (uint64_t i = 0; i < n; i++)
+            weft_cpu_relax();
+        break;
+    }
+    case 4: /* 1 in 64: let the OS run another thread here */
+        sched_yield();
+        break;
+    case 5: { /* 1 in 64: sleep up to 50 us */
+        struct timespec ts = {0, (long)weft__chaos_below(&c, 50000)};
+        nanosleep(&ts, NULL);
+        break;
+    }
+    default:
+        break;
+    }
+    point_rng.state = c.state;
 }

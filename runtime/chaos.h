@@ -17,13 +17,27 @@
  *   - preemption points: a join sometimes declines to run its child inline, and a
  *     yield sometimes goes through the scheduler instead of straight to the next task;
  *   - delays before parking: a worker running dry sometimes spins or sleeps a few
- *     microseconds first, widening the windows of the lost-wake-up protocols.
+ *     microseconds first, widening the windows of the lost-wake-up protocols;
+ *   - chaos points (WEFT__CHAOS_POINT): between the numbered steps of every protocol
+ *     (join, completion, park/wake, timers, shutdown), the thread sometimes spins, yields
+ *     its CPU or sleeps for a seeded while. Races live in exactly those windows, which
+ *     are a few instructions wide without chaos: the join races of issue 9 (a stale
+ *     joiner woken after a withdraw and a re-registration, a wake that touched a
+ *     destroyed runtime, a detach between a join's check and its registration) slipped
+ *     past 1.2 billion stress tasks under 14 chaos seeds before these points existed.
  *
  * Replay: the same seed gives every worker the same sequence of decisions. Which
  * decision meets which moment still depends on the OS's thread timing, so a failure
  * found with a seed reproduces often, not always; stress runs therefore loop each seed.
  *
- * Owner: every field is the worker's own (its thread only).
+ * Owner: every field of weft__chaos is the worker's own (its thread only). Chaos points
+ * run on any thread (a foreign joiner, a detaching thread, a worker): their generator is
+ * thread-local (chaos.c), seeded from the runtime's seed and a per-process thread count.
+ *
+ * Chaos points are compiled in when WEFT_CHAOS_POINTS is defined (CMake option of the
+ * same name, ON by default so that every test build has them); a build without them has
+ * no trace of them. Compiled in, a point with chaos off is one load and one predictable
+ * branch.
  */
 #ifndef WEFT_CHAOS_H
 #define WEFT_CHAOS_H
@@ -72,5 +86,25 @@ static inline bool weft__chaos_one_in(weft__chaos *c, uint64_t n) {
 
 /* Before parking: with chaos on, sometimes spin or sleep a few microseconds. */
 void weft__chaos_delay(weft__chaos *c);
+
+/* A chaos point: with a non-zero seed, sometimes spins up to ~20 us, yields the CPU, or
+ * sleeps up to ~50 us, drawn from the calling thread's generator. `label` names the
+ * protocol step it follows (e.g. "JOIN-C2"); it is mixed into the draw so that points
+ * sharing a thread do not fall into lockstep. Any thread; never blocks for long; takes
+ * no lock. */
+void weft__chaos_point(uint64_t seed, const char *label);
+
+#if defined(WEFT_CHAOS_POINTS)
+/* `seed_expression` is evaluated only in builds with chaos points (usually
+ * rt->chaos_seed). */
+#define WEFT__CHAOS_POINT(seed_expression, label)                                                  \
+    do {                                                                                           \
+        uint64_t weft__chaos_seed_ = (seed_expression);                                            \
+        if (__builtin_expect(weft__chaos_seed_ != 0, 0))                                           \
+            weft__chaos_point(weft__chaos_seed_, label);                                           \
+    } while (0)
+#else
+#define WEFT__CHAOS_POINT(seed_expression, label) ((void)0)
+#endif
 
 #endif /* WEFT_CHAOS_H */

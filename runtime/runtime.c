@@ -6,25 +6,29 @@
  * Shutdown (weft_runtime_destroy waits for every task, detached ones included, while a
  * thread that is not a worker may be spawning at the same moment):
  *
- *   destroyer                                  spawner from another thread
- *   (D1) claim the runtime (CAS), then         (S1) live_tasks += 1 (full RMW)
- *        shutting_down := 1 (full RMW)         (S2) read shutting_down (full): if set,
- *   (D2) wait until live_tasks == 0,                undo S1 (as a task finishing would)
- *        sleeping on `quiescent`                    and fail with ESHUTDOWN
- *   (D3) stopping := 1; wake every worker;
- *        join them; free everything
+ *   destroyer                               spawner from another thread
+ *   (RT-D1) claim the runtime (CAS), then   (RT-S1) live_tasks += 1 (full RMW)
+ *        shutting_down := 1 (full RMW)      (RT-S2) read shutting_down (full): if set,
+ *   (RT-D2) wait until live_tasks == 0,          undo S1 (as a task finishing would)
+ *        sleeping on `quiescent`                 and fail with ESHUTDOWN
+ *   (RT-D3) stopping := 1; wake every
+ *        worker; join them
+ *   (RT-D4) wait until no foreign call is inside rt; free everything
  *
  *   finishing task (its worker)
- *   (F1) live_tasks -= n (full RMW)
- *   (F2) if it reached 0 and shutting_down (full read): bump `quiescent`, wake it
+ *   (RT-F1) live_tasks -= n (full RMW)
+ *   (RT-F2) if it reached 0 and shutting_down (full read): bump `quiescent`, wake it
  *
- *   (D4) after D3, before freeing: wait until no call from another thread is inside
- *        rt (`foreign_calls`, counted around every spawn, join or timer arm that does
- *        not come from one of rt's own tasks). A foreign spawner that backs out in S2 runs
- *        F1 and F2 itself, and F1 may be what lets the destroyer past D2: without D4
- *        its F2 (and a failed timer arm's unlock of its handle) would read freed
- *        memory. A call that begins after D4 has seen 0 uses rt after destroy, which
- *        is the caller's bug, as any use after destroy returns.
+ * Foreign calls (RT-D4). Every call into rt from a thread that is not one of rt's
+ * workers is counted in `foreign_calls` for its whole length: spawn, join, detach,
+ * block_on, timer arm, cancel and destroy, and a completer on another runtime's worker
+ * that still has to wake one of rt's idle workers after its joiner may have run on
+ * (worker.c, finish). A foreign spawner that backs out in S2 runs F1 and F2 itself, and
+ * F1 may be what lets the destroyer past D2: without D4 its F2 (or a detach's free
+ * into a pool, a timer cancel's revoke, another runtime's wake) would touch freed
+ * memory. A call that begins after D4 has seen 0 uses rt after destroy, which is the
+ * caller's bug, as any use after destroy returns. rt's own workers need no count: D3
+ * joins them before anything is freed.
  *
  * S1/D1 are RMWs on different words read back by S2/D2: either the spawner sees
  * shutting_down and backs out, or the destroyer sees its task counted and waits for
@@ -39,7 +43,7 @@
  * spawn and an exit touch the shared word once per batch, not once each (fib on 2
  * workers spent half its time on that word's cache line). Shutdown is unchanged: once
  * every task has finished, every worker runs dry and parks, returning its credits, and
- * the return that empties live_tasks is F1. The price is max_tasks's precision: other
+ * the return that empties live_tasks is RT-F1. The price is max_tasks's precision: other
  * workers may hold up to 2 * 64 unused slots each, so with a large max_tasks a spawn can
  * fail slightly early. When max_tasks < 1024 * workers, live_batch is 0: every spawn
  * and exit counts on live_tasks itself, and the limit is exact.
@@ -109,7 +113,7 @@ static void free_runtime(weft_runtime *rt) {
     weft__fault_uninstall();
 }
 
-/* (D3) Stops the workers that were started and waits for them. */
+/* (RT-D3) Stops the workers that were started and waits for them. */
 static void stop_workers(weft_runtime *rt, unsigned started) {
     /* Release: pairs with the workers' acquire loads of stopping. */
     weft_atomic_store_release(&rt->stopping, 1);
@@ -188,14 +192,15 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     return 0;
 }
 
-/* (F1, F2) for n slots: gives them back to live_tasks and wakes the destroyer if that
+/* (RT-F1, RT-F2) for n slots: gives them back to live_tasks and wakes the destroyer if that
  * emptied it during shutdown. */
 static void release_live(weft_runtime *rt, AO_t n) {
     if (n == 0)
         return;
-    /* (F1) Full: pairs with D1/D2. */
+    /* (RT-F1) Full: pairs with RT-D1/RT-D2. */
     AO_t before = weft_atomic_fetch_add_full(&rt->live_tasks, (AO_t)0 - n);
-    /* (F2) Full read: ordered after F1. Only when the count reached 0. */
+    WEFT__CHAOS_POINT(rt->chaos_seed, "RT-F1");
+    /* (RT-F2) Full read: ordered after RT-F1. Only when the count reached 0. */
     if (before == n && weft_atomic_load_full(&rt->shutting_down)) {
         weft_atomic_u32_fetch_add_full(&rt->quiescent, 1);
         weft__futex_wake(&rt->quiescent, INT_MAX);
@@ -225,7 +230,7 @@ void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w) {
 static bool take_live_credit(weft_runtime *rt, weft__worker *w) {
     if (w->live_credit == 0) {
         AO_t want = rt->live_batch;
-        /* Full: as S1 (not needed for shutdown here: while a task runs, live_tasks > 0;
+        /* Full: as RT-S1 (not needed for shutdown here: while a task runs, live_tasks > 0;
          * but the count must not be undercut by a concurrent release). */
         AO_t before = weft_atomic_fetch_add_full(&rt->live_tasks, want);
         if (before + want > rt->max_tasks) {
@@ -249,6 +254,7 @@ void weft__runtime_foreign_enter(weft_runtime *rt) {
 }
 
 void weft__runtime_foreign_leave(weft_runtime *rt) {
+    WEFT__CHAOS_POINT(rt->chaos_seed, "RT-D4");
     /* Release: the call's last touch of rt; pairs with the destroyer's acquire wait. */
     weft_atomic_fetch_add_release(&rt->foreign_calls, (AO_t)-1);
 }
@@ -260,7 +266,7 @@ static weft_task *spawn(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg
     if (is_ours) /* a task of rt: while it runs, rt cannot be destroyed */
         return spawn_counted(rt, w, fn, arg);
     /* Any other caller may race weft_runtime_destroy: it counts itself as a foreign
-     * call, which destroy waits out before it frees anything (D4). */
+     * call, which destroy waits out before it frees anything (RT-D4). */
     weft__runtime_foreign_enter(rt);
     int saved_errno;
     weft_task *t = spawn_counted(rt, w, fn, arg);
@@ -278,14 +284,15 @@ static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, v
             return NULL;
         }
     } else {
-        /* (S1) Full: counts the task before S2 looks at shutting_down. */
+        /* (RT-S1) Full: counts the task before RT-S2 looks at shutting_down. */
         AO_t live = weft_atomic_fetch_add_full(&rt->live_tasks, 1);
         if (live >= rt->max_tasks) {
             release_live(rt, 1);
             errno = EAGAIN;
             return NULL;
         }
-        /* (S2) */
+        WEFT__CHAOS_POINT(rt->chaos_seed, "RT-S1");
+        /* (RT-S2) */
         if (!is_ours && weft_atomic_load_full(&rt->shutting_down)) {
             release_live(rt, 1);
             errno = ESHUTDOWN;
@@ -336,7 +343,7 @@ WEFT_API weft_task *weft_spawn_on(weft_runtime *rt, weft_fn fn, void *arg) {
     return spawn(rt, weft__worker_current(), fn, arg);
 }
 
-/* (J5) Consumes a completed handle: result out, object freed. */
+/* (JOIN-J5, task.c) Consumes a completed handle: result out, object freed. */
 static int take_result(weft_task *t, void **result) {
     AO_t s = weft__task_await_wake_done(t);
     if (result)
@@ -346,66 +353,99 @@ static int take_result(weft_task *t, void **result) {
     return (s & WEFT_TASK_START_FAILED) ? -ENOMEM : 0;
 }
 
-/* After the deadline passed: withdraw the registration (J3) so the handle stays valid.
- * If the child completed meanwhile, the completer has committed to waking us: take the
- * result instead (a success at the deadline). */
+/* (JOIN-X1) After the deadline passed: withdraw the registration so the handle is the
+ * caller's again. If the child completed meanwhile, the completer has committed to
+ * waking us: take the result instead (a success at the deadline). */
 static int withdraw_join(weft_task *t, void **result) {
-    AO_t s = weft_atomic_load_acquire(&t->state);
+    WEFT__CHAOS_POINT(t->runtime->chaos_seed, "JOIN-X1");
+    AO_t s = weft_atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
         if (s & WEFT_TASK_COMPLETE)
             return take_result(t, result);
-        /* Full: pairs with C2; if we win, C1 retried sees no joiner. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, s & ~(AO_t)WEFT_TASK_JOIN_WAITING);
+        /* Full: pairs with JOIN-C2 on the same word; if we win, C2 sees no waiter and
+         * never reads `joiner` for this registration. */
+        AO_t seen = weft_atomic_cas_full(
+            &t->state, s, s & ~(AO_t)(WEFT_TASK_JOIN_WAITING | WEFT_TASK_JOIN_CLAIMED));
         if (seen == s)
-            break;
+            return -ETIMEDOUT;
         s = seen;
     }
-    /* Release: pairs with the next joiner's J2 CAS. */
-    weft_atomic_store_release(&t->joiner, 0);
-    return -ETIMEDOUT;
+}
+
+/* (JOIN-J2) Claims the handle for this join, completed or not: a detach racing us must
+ * find it claimed, or free a completed child we are about to take. 0: claimed, not
+ * complete; 1: claimed, complete (go to J5); -EINVAL: detached, or another join owns
+ * it. */
+static int claim_join(weft_task *t, AO_t s) {
+    for (;;) {
+        if (s & (WEFT_TASK_RELEASED | WEFT_TASK_JOIN_CLAIMED))
+            return -EINVAL;
+        /* Full: pairs with JOIN-R1 and with another join's J2 on the same word: exactly
+         * one of them owns the handle. Its acquire half pairs with JOIN-C2's release
+         * when the child is complete (`result` is then final). */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_JOIN_CLAIMED);
+        if (seen == s)
+            return (s & WEFT_TASK_COMPLETE) ? 1 : 0;
+        s = seen;
+    }
+}
+
+/* (JOIN-J3) Publishes `me` and announces it. True: registered; false: the child
+ * completed first, with WAKE_DONE set (go to J5). */
+static bool register_joiner(weft_task *t, AO_t me) {
+    /* Relaxed: the word is ours while we hold JOIN_CLAIMED; the CAS below publishes it. */
+    weft_atomic_store_relaxed(&t->joiner, me);
+    AO_t s = weft_atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & WEFT_TASK_COMPLETE)
+            return false;
+        /* Full: release publishes `joiner` to JOIN-C3 (through C2's acquire); fails if
+         * C2 came first. */
+        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_JOIN_WAITING);
+        if (seen == s)
+            return true;
+        s = seen;
+    }
 }
 
 static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
-    if (!t)
-        return -EINVAL;
     weft__worker *w;
     weft_task *self = current_task(&w);
     if (self == t)
         return -EDEADLK;
+    uint64_t chaos = t->runtime->chaos_seed; /* immutable while the handle is ours */
+    (void)chaos;
     weft__foreign_waiter waiter;
     weft_atomic_u32_store_release(&waiter.done, 0);
     AO_t me = self ? (AO_t)self : ((AO_t)&waiter | 1);
-    /* (J1) Acquire: pairs with C2's release; `result` is then final. */
-    AO_t s = weft_atomic_load_acquire(&t->state);
+    /* (JOIN-J1) A first look, to fail early: relaxed, J2's CAS decides. */
+    AO_t s = weft_atomic_load_relaxed(&t->state);
     if (s & WEFT_TASK_RELEASED)
         return -EINVAL; /* detached: the handle is not ours to join */
-    if (s & WEFT_TASK_COMPLETE)
+    if (!(s & WEFT_TASK_COMPLETE)) {
+        if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
+            return -ETIMEDOUT;
+        if (self && w->runtime->chaos_seed) { /* chaos: a preemption point */
+            weft__worker_chaos_yield();
+            w = weft__worker_current(); /* we may have moved */
+        }
+    }
+    WEFT__CHAOS_POINT(chaos, "JOIN-J1");
+    int claimed = claim_join(t, s);
+    if (claimed < 0)
+        return claimed;
+    if (claimed > 0)
         return take_result(t, result);
-    if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
-        return -ETIMEDOUT;
-    if (self && w->runtime->chaos_seed) { /* chaos: a preemption point before the join */
-        weft__worker_chaos_yield();
-        w = weft__worker_current(); /* we may have moved */
-    }
-    /* (J2) Full: a second joiner finds it taken. */
-    if (weft_atomic_cas_full(&t->joiner, 0, me) != 0)
-        return -EINVAL;
-    for (;;) {
-        /* (J3) Full: publishes `joiner` to the completer's C1 (release), and fails if
-         * C2 came first. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_JOIN_WAITING);
-        if (seen == s)
-            break;
-        s = seen;
-        if (s & WEFT_TASK_COMPLETE)
-            return take_result(t, result);
-    }
+    WEFT__CHAOS_POINT(chaos, "JOIN-J2");
+    if (!register_joiner(t, me))
+        return take_result(t, result);
+    WEFT__CHAOS_POINT(chaos, "JOIN-J3");
     /* Registered (J2, J3), so no other join or detach can touch t: if t has not started
      * and is next in our own deque, run it here, on our stack (worker.c). */
     if (self && deadline_ns == WEFT_FOREVER && w->runtime->inline_join &&
         weft__worker_join_inline(t))
         return take_result(t, result);
-    /* (J4) Park (a task) or sleep (a thread) until COMPLETE or the deadline. */
+    /* (JOIN-J4) Park (a task) or sleep (a thread) until COMPLETE or the deadline. */
     if (self) {
         weft__timer *tm = NULL;
         if (deadline_ns != WEFT_FOREVER && !(tm = weft__timer_arm_current(deadline_ns))) {
@@ -435,19 +475,25 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     return withdraw_join(t, result);
 }
 
+bool weft__runtime_enter_if_foreign(weft_runtime *rt) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->runtime == rt)
+        return false; /* one of rt's own threads: destroy joins it (RT-D3) first */
+    weft__runtime_foreign_enter(rt);
+    return true;
+}
+
 /* A join from a thread that is not one of the task's runtime's workers is a foreign call
- * (D4): destroy may be waiting for the very task, and must not free it (or the runtime)
- * while the joiner is still taking its result. */
+ * (RT-D4): destroy may be waiting for the very task, and must not free it (or the
+ * runtime) while the joiner is still taking its result. */
 static int join_counted(weft_task *t, uint64_t deadline_ns, void **result) {
     if (!t)
         return -EINVAL;
-    weft__worker *w = weft__worker_current();
-    if (w && w->current && w->runtime == t->runtime)
-        return join_until(t, deadline_ns, result);
     weft_runtime *rt = t->runtime;
-    weft__runtime_foreign_enter(rt);
+    bool foreign = weft__runtime_enter_if_foreign(rt);
     int rc = join_until(t, deadline_ns, result);
-    weft__runtime_foreign_leave(rt);
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
     return rc;
 }
 
@@ -462,20 +508,31 @@ WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result) 
 WEFT_API void weft_detach(weft_task *t) {
     if (!t)
         return;
-    AO_t s = weft_atomic_load_relaxed(&t->state);
+    weft_runtime *rt = t->runtime;
+    /* A foreign call (RT-D4): a detach of a finished task frees it into a pool, which
+     * destroy must not free under us. */
+    bool foreign = weft__runtime_enter_if_foreign(rt);
+    AO_t s = weft_atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
-        if (s & (WEFT_TASK_JOIN_WAITING | WEFT_TASK_RELEASED))
-            return; /* a join will consume it, or it was detached already */
-        /* Full: pairs with C2; whichever of us comes second sees the other's bit. */
+        if (s & (WEFT_TASK_JOIN_CLAIMED | WEFT_TASK_RELEASED))
+            goto out; /* a join owns the handle, or it was detached already */
+        WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-R1");
+        /* (JOIN-R1) Full: pairs with JOIN-C2 and JOIN-J2 on the same word; whichever
+         * comes second sees the other's bit. */
         AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_RELEASED);
         if (seen == s)
             break;
         s = seen;
     }
     if (s & WEFT_TASK_COMPLETE) { /* finished already: the last reference is ours */
+        WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-R2");
         weft__worker *w = weft__worker_current();
-        weft__task_free(t, w ? &w->tasks : NULL);
+        /* Our own pool only if we are one of rt's workers: pools are per runtime. */
+        weft__task_free(t, w && w->runtime == rt ? &w->tasks : NULL);
     }
+out:
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
 }
 
 WEFT_API void weft_yield(void) {
@@ -494,8 +551,8 @@ WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **resul
         return -EINVAL;
     if (weft__worker_current())
         return -EDEADLK;
-    /* One foreign call (D4) around the spawn and the join: between the two the task may
-     * finish and a destroyer pass D2, and the join must still find t and rt allocated. */
+    /* One foreign call (RT-D4) around the spawn and the join: between the two the task may
+     * finish and a destroyer pass RT-D2, and the join must still find t and rt allocated. */
     weft__runtime_foreign_enter(rt);
     weft_task *t = weft_spawn_on(rt, fn, arg);
     int rc = t ? weft_join(t, result) : -errno;
@@ -512,9 +569,9 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     /* Full: one destroyer. */
     if (weft_atomic_cas_full(&rt->destroy_claimed, 0, 1) != 0)
         return -EBUSY;
-    /* (D1) */
+    /* (RT-D1) */
     weft_atomic_fetch_add_full(&rt->shutting_down, 1);
-    /* (D2) Read `quiescent` before live_tasks: a bump after our read makes the futex
+    /* (RT-D2) Read `quiescent` before live_tasks: a bump after our read makes the futex
      * wait return at once. */
     for (;;) {
         unsigned seen = weft_atomic_u32_load_acquire(&rt->quiescent);
@@ -522,9 +579,9 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
             break;
         weft__futex_wait(&rt->quiescent, seen);
     }
-    /* (D3) */
+    /* (RT-D3) */
     stop_workers(rt, rt->worker_count);
-    /* (D4) A spawn or timer arm from another thread that failed with ESHUTDOWN, or whose
+    /* (RT-D4) A spawn or timer arm from another thread that failed with ESHUTDOWN, or whose
      * task already finished, may still be on its way out of rt: wait for its last
      * touch. Each is a few instructions from its end, so spin, yielding the CPU. */
     unsigned rounds = 0;

@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 /* The state word's bits. Once set, COMPLETE, RELEASED and START_FAILED are never
- * cleared for the life of the object; NOTIFIED and PARKED come and go. */
+ * cleared for the life of the object; NOTIFIED and PARKED come and go; JOIN_CLAIMED and
+ * JOIN_WAITING are cleared only by a deadline join that withdraws (task.c, JOIN-X1). */
 enum {
     /* A wake-up arrived while the task was running or on its way to park: the next park
      * returns at once instead of sleeping. */
@@ -31,7 +32,8 @@ enum {
     /* fn has returned (or the task could not start) and result is final. Set by the
      * worker after the task's last switch, so the object is no longer in use by it. */
     WEFT_TASK_COMPLETE = 1u << 2,
-    /* A joiner has registered in `joiner` and waits for COMPLETE. */
+    /* The joiner that claimed the handle has published itself in `joiner` and waits for
+     * COMPLETE. Set only together with JOIN_CLAIMED. */
     WEFT_TASK_JOIN_WAITING = 1u << 3,
     /* The handle was detached: whoever sets COMPLETE frees the object. */
     WEFT_TASK_RELEASED = 1u << 4,
@@ -40,7 +42,9 @@ enum {
     /* The completer is done with the joiner (set with COMPLETE when nobody waits, or
      * right after waking the joiner): the joiner may free the object and run on. */
     WEFT_TASK_WAKE_DONE = 1u << 6,
-    /* Bits 7-15 are reserved for cancellation and deadline-bounded waits. */
+    /* A join owns the handle (JOIN-J2): a second join fails with -EINVAL and a detach
+     * does nothing; `joiner` is the claimant's to write. */
+    WEFT_TASK_JOIN_CLAIMED = 1u << 7,
 };
 
 /* Why a task switched back to its worker: the value it passes across the switch. */
@@ -65,8 +69,10 @@ struct weft_task {
                    * COMPLETE (acquire) */
     weft_atomic_word state;
     /* Who waits in weft_join: a weft_task *, or a weft__foreign_waiter * with bit 0
-     * set. Claimed by CAS from 0 (so a second joiner fails), published by the
-     * JOIN_WAITING bit, read by the completer before it sets COMPLETE. */
+     * set. Written only by the join holding JOIN_CLAIMED, published by the JOIN_WAITING
+     * CAS (JOIN-J3, release), read by the completer only after its CAS that set
+     * COMPLETE replaced a state with JOIN_WAITING (JOIN-C3): from then no withdraw and
+     * no new registration can change it. Stale otherwise; never read then. */
     weft_atomic_word joiner;
     weft__pool *home; /* the pool the object returns to; set at allocation */
     uint64_t id;
@@ -96,9 +102,12 @@ bool weft__task_wake(weft_task *t);
  * (queueing it through `schedule_quiet`, which must not wake a worker, when it was
  * parked) or frees a detached object. Returns the joiner's runtime if it queued the
  * joiner (the caller then wakes an idle worker of that runtime, which need not be t's),
- * else NULL. */
+ * else NULL. `schedule_quiet` runs before JOIN-C4: while the joiner cannot yet run on,
+ * so its runtime is alive; a caller that touches another runtime after C4 must pin it
+ * there (worker.c pins it as a foreign call, runtime.c RT-D4). `chaos` is the runtime's
+ * chaos seed, for the chaos points between the steps. */
 weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
-                                  void (*schedule_quiet)(weft_task *joiner));
+                                  void (*schedule_quiet)(weft_task *joiner), uint64_t chaos);
 
 /* Completion of a task its registered joiner ran inline (worker.c): COMPLETE and
  * WAKE_DONE at once, no wake-up. */

@@ -116,10 +116,12 @@ void weft__timers_run_due(weft__worker *w) {
     while ((e = weft__timer_list_pop(&expired))) {
         weft__timer *tm = weft__container_of(e, weft__timer, entry);
         w->timers_armed--;
-        /* Full: claims the timer against a cancelling task (same word). */
+        WEFT__CHAOS_POINT(w->runtime->chaos_seed, "TIMER-T1");
+        /* (TIMER-T1) Full: claims the timer against a cancelling task (same word). */
         if (weft_atomic_cas_full(&tm->state, WEFT_TIMER_ARMED, WEFT_TIMER_FIRING) !=
             WEFT_TIMER_ARMED)
             continue;     /* cancelled: it is on our cancelled list, freed there */
+        WEFT__CHAOS_POINT(w->runtime->chaos_seed, "TIMER-T2");
         if (tm->handle) { /* a timer handle: the callback runs after this loop */
             weft__fifo_push(&fired_handles, &tm->link); /* the link is ours once FIRING */
             continue;
@@ -129,7 +131,9 @@ void weft__timers_run_due(weft__worker *w) {
             weft__worker_schedule_quiet(task->runtime, task);
             scheduled = true;
         }
-        /* Release: our last touch; pairs with the task's acquire wait for DONE. */
+        WEFT__CHAOS_POINT(w->runtime->chaos_seed, "TIMER-T3");
+        /* (TIMER-T3) Release: our last touch; pairs with the task's acquire wait for
+         * DONE. */
         weft_atomic_store_release(&tm->state, WEFT_TIMER_DONE);
     }
     /* One wake-up of an idle worker for the batch, after every last touch: a task
@@ -191,7 +195,9 @@ bool weft__timer_fired(weft__timer *tm) {
 }
 
 bool weft__timer_revoke(weft__timer *tm) {
-    /* Full: pairs with the owner's CAS to FIRING; exactly one of us wins. */
+    WEFT__CHAOS_POINT(tm->owner->runtime->chaos_seed, "TIMER-R1");
+    /* (TIMER-R1) Full: pairs with the owner's CAS to FIRING (TIMER-T1); exactly one of
+     * us wins. */
     if (weft_atomic_cas_full(&tm->state, WEFT_TIMER_ARMED, WEFT_TIMER_CANCELLED) !=
         WEFT_TIMER_ARMED)
         return false;
@@ -218,8 +224,8 @@ bool weft__timer_revoke(weft__timer *tm) {
 void weft__timer_release(weft__timer *tm) {
     if (weft__timer_revoke(tm))
         return;
-    /* Fired: wait out the owner's last touch (no system call before it), then the
-     * object is ours to free. */
+    /* Fired: wait out the owner's last touch (TIMER-T3; no system call before it), then
+     * the object is ours to free. */
     unsigned rounds = 0;
     while (weft_atomic_load_acquire(&tm->state) != WEFT_TIMER_DONE)
         weft_spin_wait(&rounds);

@@ -198,7 +198,7 @@ WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, we
 
 /* An arm from a thread that is not one of the runtime's workers: the deadline becomes
  * pending and an arm task carries it to a worker. The whole call is a foreign call
- * (runtime.c, D4): a spawn failing with ESHUTDOWN may let a destroyer past D2, and the
+ * (runtime.c, RT-D4): a spawn failing with ESHUTDOWN may let a destroyer past RT-D2, and the
  * handle must stay allocated until we have unlocked it for the last time. */
 static int arm_from_other_thread(weft_timer *h, uint64_t deadline_ns) {
     weft_runtime *rt = h->runtime;
@@ -242,15 +242,25 @@ WEFT_API int weft_timer_arm(weft_timer *h, uint64_t deadline_ns) {
 WEFT_API int weft_timer_cancel(weft_timer *h) {
     if (!h)
         return -EINVAL;
+    /* A foreign call (RT-D4, runtime.c): weft__timer_handles_destroy_all must not free
+     * the handle, nor destroy free the wheels' pools, while we revoke an arming. */
+    weft_runtime *rt = h->runtime;
+    bool foreign = weft__runtime_enter_if_foreign(rt);
     handle_lock(h);
     bool stopped = disarm_locked(h);
     handle_unlock(h);
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
     return stopped ? 1 : 0;
 }
 
 WEFT_API int weft_timer_destroy(weft_timer *h) {
     if (!h)
         return -EINVAL;
+    weft_runtime *rt = h->runtime;
+    /* A foreign call (RT-D4), as a cancel: without it a destroy racing runtime destroy
+     * could free the handle twice (here and in weft__timer_handles_destroy_all). */
+    bool foreign = weft__runtime_enter_if_foreign(rt);
     weft__worker *me = weft__worker_current();
     /* In a timer callback (on a worker, outside any task) we must not wait: two
      * callbacks destroying each other's timers would wait for each other forever. */
@@ -268,8 +278,11 @@ WEFT_API int weft_timer_destroy(weft_timer *h) {
     }
     bool last = put_locked(h); /* the application's reference */
     handle_unlock(h);
+    WEFT__CHAOS_POINT(rt->chaos_seed, "TIMER-H4");
     if (last)
         free_handle(h);
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
     return 0;
 }
 
@@ -318,7 +331,7 @@ void weft__timer_handle_fire(weft__worker *w, weft__timer *tm) {
 
 void weft__timer_handles_destroy_all(weft_runtime *rt) {
     /* Every task has finished, every worker has exited and no foreign call is inside
-     * (D4): no arming will fire and no callback runs. Armings still in wheels hold
+     * (RT-D4): no arming will fire and no callback runs. Armings still in wheels hold
      * references too, but their pools are freed with the workers: free every handle. */
     while (rt->timer_handles) {
         weft_timer *h = rt->timer_handles;

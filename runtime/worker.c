@@ -110,6 +110,7 @@ void weft__worker_notify(weft_runtime *rt) {
 
 void weft__worker_schedule(weft_runtime *rt, weft_task *t) {
     weft__worker_schedule_quiet(rt, t);
+    WEFT__CHAOS_POINT(rt->chaos_seed, "IDLE-N1");
     notify_one(rt);
 }
 
@@ -241,10 +242,11 @@ static void park(weft__worker *w) {
      * last worker to park empties live_tasks and wakes a destroyer (runtime.c). */
     weft__runtime_release_credit(rt, w);
     weft__chaos_delay(&w->chaos); /* chaos: widen the window before P1 */
-    /* (P1) */
+    /* (IDLE-P1) */
     weft__idle_prepare_park(&rt->idle, w->index, w->searching);
     w->searching = false;
-    /* (P2) Every parking worker, not only the last searcher (park.c explains why). */
+    WEFT__CHAOS_POINT(rt->chaos_seed, "IDLE-P1");
+    /* (IDLE-P2) Every parking worker, not only the last searcher (park.c explains why). */
     if (work_visible(rt))
         notify_one(rt);
     weft__chaos_delay(&w->chaos); /* chaos: and between P2 and the futex wait */
@@ -266,8 +268,15 @@ static void park(weft__worker *w) {
     w->searching = true;                             /* the claimer counted us as a searcher (N3) */
 }
 
+/* JOIN-C3's scheduling of a woken joiner (task.c). A joiner of another runtime is
+ * pinned as a foreign call of its runtime (RT-D4, runtime.c) before JOIN-C4 lets it run
+ * on: it could otherwise return, and its runtime be destroyed, before finish() wakes
+ * one of that runtime's idle workers. finish() unpins it. */
 static void schedule_joiner_quiet(weft_task *joiner) {
-    weft__worker_schedule_quiet(joiner->runtime, joiner);
+    weft_runtime *joiner_runtime = joiner->runtime;
+    if (joiner_runtime != weft__worker_current()->runtime)
+        weft__runtime_foreign_enter(joiner_runtime);
+    weft__worker_schedule_quiet(joiner_runtime, joiner);
 }
 
 /* Runs when a task's function has returned, or when it could not start, on the worker
@@ -279,12 +288,19 @@ static void finish(weft__worker *w, weft_task *t) {
         t->stack = NULL;
     }
     /* The live slot first: a joiner that sees COMPLETE may spawn at once, and must find
-     * the slot free (max_tasks). Should this let a destroyer past D2, it still waits for
-     * this thread (D3) and for a foreign joiner we wake (D4) before freeing anything. */
+     * the slot free (max_tasks). Should this let a destroyer past RT-D2, it still waits
+     * for this thread (RT-D3) and for a foreign joiner we wake (RT-D4) before freeing
+     * anything. */
     weft__runtime_task_done(rt, w);
-    weft_runtime *joiner_runtime = weft__task_complete(t, &w->tasks, schedule_joiner_quiet);
-    if (joiner_runtime) /* after C4 (task.c): the joiner never waits on this call */
-        notify_one(joiner_runtime);
+    weft_runtime *joiner_runtime =
+        weft__task_complete(t, &w->tasks, schedule_joiner_quiet, rt->chaos_seed);
+    if (!joiner_runtime)
+        return;
+    /* After JOIN-C4 (task.c): the joiner never waits on this call. */
+    WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-C4");
+    notify_one(joiner_runtime);
+    if (joiner_runtime != rt) /* pinned by schedule_joiner_quiet */
+        weft__runtime_foreign_leave(joiner_runtime);
 }
 
 /* The task's function, in a frame that returns (see WEFT_NO_SANITIZER_FRAME). */
@@ -341,6 +357,7 @@ static void run(weft__worker *w, weft_task *t) {
         weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
     switch ((weft__switch_reason)(uintptr_t)reason) {
     case WEFT_SWITCH_PARK:
+        WEFT__CHAOS_POINT(w->runtime->chaos_seed, "WAKE-P0");
         if (!weft__task_finish_park(t)) {
             push_local_quiet(w, t); /* woken already: runs next (LIFO) */
         }

@@ -79,7 +79,7 @@ struct weft_runtime {
     weft_atomic_word destroy_claimed; /* CAS 0 -> 1 by the one thread destroying */
     weft_atomic_word shutting_down;   /* destroy has begun: foreign spawns fail */
     weft_atomic_word stopping;        /* every task is done: workers exit */
-    weft_atomic_word foreign_calls;   /* calls from other threads inside rt (D4) */
+    weft_atomic_word foreign_calls;   /* calls from other threads inside rt (RT-D4) */
     weft_atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
                                        * during shutdown */
     pthread_mutex_t timer_handles_lock;
@@ -138,10 +138,14 @@ void weft__worker_unpark(weft__worker *w);
 /* Bookkeeping when a task has finished (runtime.c): the live count and shutdown. w is
  * the worker it finished on (NULL: not counted on a worker). */
 void weft__runtime_task_done(weft_runtime *rt, weft__worker *w);
-/* Brackets a call into rt from a thread that is not one of rt's tasks (runtime.c, D4):
+/* Brackets a call into rt from a thread that is not one of rt's tasks (runtime.c, RT-D4):
  * weft_runtime_destroy frees nothing while one is inside. */
 void weft__runtime_foreign_enter(weft_runtime *rt);
 void weft__runtime_foreign_leave(weft_runtime *rt);
+/* weft__runtime_foreign_enter unless the caller is one of rt's workers (a task of rt or
+ * its scheduler: destroy joins those threads before it frees anything). True if it
+ * entered: the caller then calls weft__runtime_foreign_leave when done with rt. */
+bool weft__runtime_enter_if_foreign(weft_runtime *rt);
 /* A worker about to park gives back its live_tasks credits (runtime.c). */
 void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w);
 
