@@ -48,10 +48,10 @@
  * fail slightly early. When max_tasks < 1024 * workers, live_batch is 0: every spawn
  * and exit counts on live_tasks itself, and the limit is exact.
  */
-#include "worker.h"
+#include "sched/worker.h"
 
-#include "futex.h"
-#include "memory.h"
+#include "base/futex.h"
+#include "base/memory.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -116,7 +116,7 @@ static void free_runtime(weft_runtime *rt) {
 /* (RT-D3) Stops the workers that were started and waits for them. */
 static void stop_workers(weft_runtime *rt, unsigned started) {
     /* Release: pairs with the workers' acquire loads of stopping. */
-    weft_atomic_store_release(&rt->stopping, 1);
+    weft__atomic_store_release(&rt->stopping, 1);
     for (unsigned i = 0; i < started; i++)
         weft__worker_unpark(rt->workers[i]);
     for (unsigned i = 0; i < started; i++)
@@ -165,7 +165,7 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     }
     for (unsigned i = 0; i < c.workers; i++) {
         weft__worker *w = weft__alloc(sizeof(*w), 64);
-        if (!w || weft__deque_init(&w->deque, WEFT_DEQUE_CAPACITY) != 0) {
+        if (!w || weft__deque_init(&w->deque, WEFT__DEQUE_CAPACITY) != 0) {
             weft__free(w, sizeof(*w));
             free_runtime(rt);
             return -ENOMEM;
@@ -198,11 +198,11 @@ static void release_live(weft_runtime *rt, AO_t n) {
     if (n == 0)
         return;
     /* (RT-F1) Full: pairs with RT-D1/RT-D2. */
-    AO_t before = weft_atomic_fetch_add_full(&rt->live_tasks, (AO_t)0 - n);
+    AO_t before = weft__atomic_fetch_add_full(&rt->live_tasks, (AO_t)0 - n);
     WEFT__CHAOS_POINT(rt->chaos_seed, "RT-F1");
     /* (RT-F2) Full read: ordered after RT-F1. Only when the count reached 0. */
-    if (before == n && weft_atomic_load_full(&rt->shutting_down)) {
-        weft_atomic_u32_fetch_add_full(&rt->quiescent, 1);
+    if (before == n && weft__atomic_load_full(&rt->shutting_down)) {
+        weft__atomic_u32_fetch_add_full(&rt->quiescent, 1);
         weft__futex_wake(&rt->quiescent, INT_MAX);
     }
 }
@@ -232,11 +232,11 @@ static bool take_live_credit(weft_runtime *rt, weft__worker *w) {
         AO_t want = rt->live_batch;
         /* Full: as RT-S1 (not needed for shutdown here: while a task runs, live_tasks > 0;
          * but the count must not be undercut by a concurrent release). */
-        AO_t before = weft_atomic_fetch_add_full(&rt->live_tasks, want);
+        AO_t before = weft__atomic_fetch_add_full(&rt->live_tasks, want);
         if (before + want > rt->max_tasks) {
             release_live(rt, want); /* never reaches 0: our own task is counted */
             want = 1;
-            before = weft_atomic_fetch_add_full(&rt->live_tasks, 1);
+            before = weft__atomic_fetch_add_full(&rt->live_tasks, 1);
             if (before >= rt->max_tasks) {
                 release_live(rt, 1);
                 return false;
@@ -250,13 +250,13 @@ static bool take_live_credit(weft_runtime *rt, weft__worker *w) {
 
 void weft__runtime_foreign_enter(weft_runtime *rt) {
     /* Full: counted before the call reads anything of rt that destroy may free. */
-    weft_atomic_fetch_add_full(&rt->foreign_calls, 1);
+    weft__atomic_fetch_add_full(&rt->foreign_calls, 1);
 }
 
 void weft__runtime_foreign_leave(weft_runtime *rt) {
     WEFT__CHAOS_POINT(rt->chaos_seed, "RT-D4");
     /* Release: the call's last touch of rt; pairs with the destroyer's acquire wait. */
-    weft_atomic_fetch_add_release(&rt->foreign_calls, (AO_t)-1);
+    weft__atomic_fetch_add_release(&rt->foreign_calls, (AO_t)-1);
 }
 
 static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg);
@@ -285,7 +285,7 @@ static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, v
         }
     } else {
         /* (RT-S1) Full: counts the task before RT-S2 looks at shutting_down. */
-        AO_t live = weft_atomic_fetch_add_full(&rt->live_tasks, 1);
+        AO_t live = weft__atomic_fetch_add_full(&rt->live_tasks, 1);
         if (live >= rt->max_tasks) {
             release_live(rt, 1);
             errno = EAGAIN;
@@ -293,7 +293,7 @@ static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, v
         }
         WEFT__CHAOS_POINT(rt->chaos_seed, "RT-S1");
         /* (RT-S2) */
-        if (!is_ours && weft_atomic_load_full(&rt->shutting_down)) {
+        if (!is_ours && weft__atomic_load_full(&rt->shutting_down)) {
             release_live(rt, 1);
             errno = ESHUTDOWN;
             return NULL;
@@ -310,10 +310,10 @@ static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, v
     t->arg = arg;
     t->id = weft__worker_next_id(is_ours ? w : NULL);
     if (is_ours) /* a statistic, per worker: no shared cache line on the spawn path */
-        weft_atomic_store_relaxed(&w->tasks_spawned,
-                                  weft_atomic_load_relaxed(&w->tasks_spawned) + 1);
+        weft__atomic_store_relaxed(&w->tasks_spawned,
+                                  weft__atomic_load_relaxed(&w->tasks_spawned) + 1);
     else
-        weft_atomic_fetch_add_relaxed(&rt->tasks_spawned, 1);
+        weft__atomic_fetch_add_relaxed(&rt->tasks_spawned, 1);
     weft__worker_schedule(rt, t);
     return t;
 }
@@ -347,10 +347,10 @@ WEFT_API weft_task *weft_spawn_on(weft_runtime *rt, weft_fn fn, void *arg) {
 static int take_result(weft_task *t, void **result) {
     AO_t s = weft__task_await_wake_done(t);
     if (result)
-        *result = (s & WEFT_TASK_START_FAILED) ? NULL : t->result;
+        *result = (s & WEFT__TASK_START_FAILED) ? NULL : t->result;
     weft__worker *w = weft__worker_current();
     weft__task_free(t, w ? &w->tasks : NULL);
-    return (s & WEFT_TASK_START_FAILED) ? -ENOMEM : 0;
+    return (s & WEFT__TASK_START_FAILED) ? -ENOMEM : 0;
 }
 
 /* (JOIN-X1) After the deadline passed: withdraw the registration so the handle is the
@@ -358,14 +358,14 @@ static int take_result(weft_task *t, void **result) {
  * waking us: take the result instead (a success at the deadline). */
 static int withdraw_join(weft_task *t, void **result) {
     WEFT__CHAOS_POINT(t->runtime->chaos_seed, "JOIN-X1");
-    AO_t s = weft_atomic_load_relaxed(&t->state); /* a first guess for the CAS */
+    AO_t s = weft__atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
-        if (s & WEFT_TASK_COMPLETE)
+        if (s & WEFT__TASK_COMPLETE)
             return take_result(t, result);
         /* Full: pairs with JOIN-C2 on the same word; if we win, C2 sees no waiter and
          * never reads `joiner` for this registration. */
-        AO_t seen = weft_atomic_cas_full(
-            &t->state, s, s & ~(AO_t)(WEFT_TASK_JOIN_WAITING | WEFT_TASK_JOIN_CLAIMED));
+        AO_t seen = weft__atomic_cas_full(
+            &t->state, s, s & ~(AO_t)(WEFT__TASK_JOIN_WAITING | WEFT__TASK_JOIN_CLAIMED));
         if (seen == s)
             return -ETIMEDOUT;
         s = seen;
@@ -378,14 +378,14 @@ static int withdraw_join(weft_task *t, void **result) {
  * it. */
 static int claim_join(weft_task *t, AO_t s) {
     for (;;) {
-        if (s & (WEFT_TASK_RELEASED | WEFT_TASK_JOIN_CLAIMED))
+        if (s & (WEFT__TASK_RELEASED | WEFT__TASK_JOIN_CLAIMED))
             return -EINVAL;
         /* Full: pairs with JOIN-R1 and with another join's J2 on the same word: exactly
          * one of them owns the handle. Its acquire half pairs with JOIN-C2's release
          * when the child is complete (`result` is then final). */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_JOIN_CLAIMED);
+        AO_t seen = weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_JOIN_CLAIMED);
         if (seen == s)
-            return (s & WEFT_TASK_COMPLETE) ? 1 : 0;
+            return (s & WEFT__TASK_COMPLETE) ? 1 : 0;
         s = seen;
     }
 }
@@ -394,14 +394,14 @@ static int claim_join(weft_task *t, AO_t s) {
  * completed first, with WAKE_DONE set (go to J5). */
 static bool register_joiner(weft_task *t, AO_t me) {
     /* Relaxed: the word is ours while we hold JOIN_CLAIMED; the CAS below publishes it. */
-    weft_atomic_store_relaxed(&t->joiner, me);
-    AO_t s = weft_atomic_load_relaxed(&t->state);
+    weft__atomic_store_relaxed(&t->joiner, me);
+    AO_t s = weft__atomic_load_relaxed(&t->state);
     for (;;) {
-        if (s & WEFT_TASK_COMPLETE)
+        if (s & WEFT__TASK_COMPLETE)
             return false;
         /* Full: release publishes `joiner` to JOIN-C3 (through C2's acquire); fails if
          * C2 came first. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_JOIN_WAITING);
+        AO_t seen = weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_JOIN_WAITING);
         if (seen == s)
             return true;
         s = seen;
@@ -416,13 +416,13 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     uint64_t chaos = t->runtime->chaos_seed; /* immutable while the handle is ours */
     (void)chaos;
     weft__foreign_waiter waiter;
-    weft_atomic_u32_store_release(&waiter.done, 0);
+    weft__atomic_u32_store_release(&waiter.done, 0);
     AO_t me = self ? (AO_t)self : ((AO_t)&waiter | 1);
     /* (JOIN-J1) A first look, to fail early: relaxed, J2's CAS decides. */
-    AO_t s = weft_atomic_load_relaxed(&t->state);
-    if (s & WEFT_TASK_RELEASED)
+    AO_t s = weft__atomic_load_relaxed(&t->state);
+    if (s & WEFT__TASK_RELEASED)
         return -EINVAL; /* detached: the handle is not ours to join */
-    if (!(s & WEFT_TASK_COMPLETE)) {
+    if (!(s & WEFT__TASK_COMPLETE)) {
         if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
             return -ETIMEDOUT;
         if (self && w->runtime->chaos_seed) { /* chaos: a preemption point */
@@ -453,19 +453,19 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
             return rc == -ETIMEDOUT ? -ENOMEM : rc;
         }
         for (;;) {
-            if (weft_atomic_load_acquire(&t->state) & WEFT_TASK_COMPLETE) {
+            if (weft__atomic_load_acquire(&t->state) & WEFT__TASK_COMPLETE) {
                 if (tm)
                     weft__timer_release(tm);
                 return take_result(t, result);
             }
             if (tm && weft__timer_fired(tm))
                 break;
-            weft__worker_suspend_current(WEFT_SWITCH_PARK);
+            weft__worker_suspend_current(WEFT__SWITCH_PARK);
         }
         weft__timer_release(tm);
     } else {
         for (;;) {
-            if (weft_atomic_u32_load_acquire(&waiter.done))
+            if (weft__atomic_u32_load_acquire(&waiter.done))
                 return take_result(t, result);
             if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
                 break;
@@ -512,19 +512,19 @@ WEFT_API void weft_detach(weft_task *t) {
     /* A foreign call (RT-D4): a detach of a finished task frees it into a pool, which
      * destroy must not free under us. */
     bool foreign = weft__runtime_enter_if_foreign(rt);
-    AO_t s = weft_atomic_load_relaxed(&t->state); /* a first guess for the CAS */
+    AO_t s = weft__atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
-        if (s & (WEFT_TASK_JOIN_CLAIMED | WEFT_TASK_RELEASED))
+        if (s & (WEFT__TASK_JOIN_CLAIMED | WEFT__TASK_RELEASED))
             goto out; /* a join owns the handle, or it was detached already */
         WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-R1");
         /* (JOIN-R1) Full: pairs with JOIN-C2 and JOIN-J2 on the same word; whichever
          * comes second sees the other's bit. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_RELEASED);
+        AO_t seen = weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_RELEASED);
         if (seen == s)
             break;
         s = seen;
     }
-    if (s & WEFT_TASK_COMPLETE) { /* finished already: the last reference is ours */
+    if (s & WEFT__TASK_COMPLETE) { /* finished already: the last reference is ours */
         WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-R2");
         weft__worker *w = weft__worker_current();
         /* Our own pool only if we are one of rt's workers: pools are per runtime. */
@@ -543,7 +543,7 @@ WEFT_API void weft_yield(void) {
      * timers of its own worker, which fires them only between tasks.) */
     if (weft__worker_yield_current())
         return;
-    weft__worker_suspend_current(WEFT_SWITCH_YIELD);
+    weft__worker_suspend_current(WEFT__SWITCH_YIELD);
 }
 
 WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **result) {
@@ -567,15 +567,15 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     if (w && w->runtime == rt)
         return -EDEADLK;
     /* Full: one destroyer. */
-    if (weft_atomic_cas_full(&rt->destroy_claimed, 0, 1) != 0)
+    if (weft__atomic_cas_full(&rt->destroy_claimed, 0, 1) != 0)
         return -EBUSY;
     /* (RT-D1) */
-    weft_atomic_fetch_add_full(&rt->shutting_down, 1);
+    weft__atomic_fetch_add_full(&rt->shutting_down, 1);
     /* (RT-D2) Read `quiescent` before live_tasks: a bump after our read makes the futex
      * wait return at once. */
     for (;;) {
-        unsigned seen = weft_atomic_u32_load_acquire(&rt->quiescent);
-        if (weft_atomic_load_full(&rt->live_tasks) == 0)
+        unsigned seen = weft__atomic_u32_load_acquire(&rt->quiescent);
+        if (weft__atomic_load_full(&rt->live_tasks) == 0)
             break;
         weft__futex_wait(&rt->quiescent, seen);
     }
@@ -585,8 +585,8 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
      * task already finished, may still be on its way out of rt: wait for its last
      * touch. Each is a few instructions from its end, so spin, yielding the CPU. */
     unsigned rounds = 0;
-    while (weft_atomic_load_acquire(&rt->foreign_calls) != 0)
-        weft_spin_wait(&rounds);
+    while (weft__atomic_load_acquire(&rt->foreign_calls) != 0)
+        weft__spin_wait(&rounds);
     free_runtime(rt);
     return 0;
 }
@@ -628,17 +628,17 @@ WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     memset(out, 0, sizeof(*out));
     out->workers = rt->worker_count;
     /* Relaxed throughout: independent counters read for a report. */
-    out->tasks_spawned = weft_atomic_load_relaxed(&rt->tasks_spawned);
+    out->tasks_spawned = weft__atomic_load_relaxed(&rt->tasks_spawned);
     uint64_t live = weft__pool_live(&rt->shared_tasks);
     for (unsigned i = 0; i < rt->worker_count; i++) {
-        out->tasks_spawned += weft_atomic_load_relaxed(&rt->workers[i]->tasks_spawned);
+        out->tasks_spawned += weft__atomic_load_relaxed(&rt->workers[i]->tasks_spawned);
         live += weft__pool_live(&rt->workers[i]->tasks);
-        out->steals += weft_atomic_load_relaxed(&rt->workers[i]->steals);
-        out->joins_inline += weft_atomic_load_relaxed(&rt->workers[i]->joins_inline);
+        out->steals += weft__atomic_load_relaxed(&rt->workers[i]->steals);
+        out->joins_inline += weft__atomic_load_relaxed(&rt->workers[i]->joins_inline);
     }
     out->tasks_live = live;
-    out->stacks_mapped = weft_atomic_load_relaxed(&rt->stacks.mapped);
-    out->stacks_guarded = weft_atomic_load_relaxed(&rt->stacks.guarded);
-    out->stack_bytes = weft_atomic_load_relaxed(&rt->stacks.bytes);
+    out->stacks_mapped = weft__atomic_load_relaxed(&rt->stacks.mapped);
+    out->stacks_guarded = weft__atomic_load_relaxed(&rt->stacks.guarded);
+    out->stack_bytes = weft__atomic_load_relaxed(&rt->stacks.bytes);
     return 0;
 }

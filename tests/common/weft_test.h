@@ -6,7 +6,7 @@
 #ifndef WEFT_TEST_H
 #define WEFT_TEST_H
 
-#include "sanitizer.h" /* WEFT_TSAN, WEFT_ASAN */
+#include "base/sanitizer.h" /* WEFT__TSAN, WEFT__ASAN */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +35,7 @@ static inline size_t weft_test_size(size_t n, size_t tsan_divisor) {
     double scale = s ? atof(s) : 1.0;
     if (scale <= 0)
         scale = 1.0;
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     n /= tsan_divisor ? tsan_divisor : 1;
 #else
     (void)tsan_divisor;

@@ -191,18 +191,18 @@ static void run_part2(uint64_t round) {
 
 typedef struct part3 {
     weft_task *handle;
-    weft_atomic_word go;       /* barrier: both sides spin until it is 2 */
-    weft_atomic_word join_rc;  /* the join's return value + 100 */
-    weft_atomic_word join_val; /* the value it received */
+    weft__atomic_word go;       /* barrier: both sides spin until it is 2 */
+    weft__atomic_word join_rc;  /* the join's return value + 100 */
+    weft__atomic_word join_val; /* the value it received */
     bool joiner_is_task;
 } part3;
 
 static part3 p3;
 
 static void barrier(void) {
-    weft_atomic_fetch_add_full(&p3.go, 1);
-    while (weft_atomic_load_acquire(&p3.go) < 2)
-        weft_cpu_relax();
+    weft__atomic_fetch_add_full(&p3.go, 1);
+    while (weft__atomic_load_acquire(&p3.go) < 2)
+        weft__cpu_relax();
 }
 
 static void *race_join(void *arg) {
@@ -210,8 +210,8 @@ static void *race_join(void *arg) {
     barrier();
     void *v = NULL;
     int rc = weft_join(p3.handle, &v);
-    weft_atomic_store_relaxed(&p3.join_val, (AO_t)(uintptr_t)v);
-    weft_atomic_store_release(&p3.join_rc, (AO_t)(rc + 100));
+    weft__atomic_store_relaxed(&p3.join_val, (AO_t)(uintptr_t)v);
+    weft__atomic_store_release(&p3.join_rc, (AO_t)(rc + 100));
     return NULL;
 }
 
@@ -233,8 +233,8 @@ static void run_part3(uint64_t round) {
         /* The child's argument is its value (a detached child may outlive this turn). */
         uint64_t index = 3ull << 44 | round << 24 | i;
         uint64_t spin_us = stress_below(&r, 3) ? 0 : stress_below(&r, 20);
-        weft_atomic_store_relaxed(&p3.go, 0);
-        weft_atomic_store_relaxed(&p3.join_rc, 0);
+        weft__atomic_store_relaxed(&p3.go, 0);
+        weft__atomic_store_relaxed(&p3.join_rc, 0);
         p3.handle = weft_spawn_on(rt, encoded_child, (void *)(uintptr_t)(index << 8 | spin_us));
         STRESS_CHECK(p3.handle != NULL, "spawn");
         /* Sometimes let the child finish first: the double free needs a completed one. */
@@ -254,12 +254,12 @@ static void run_part3(uint64_t round) {
             STRESS_CHECK(weft_join(join_task, NULL) == 0, "join of the joiner");
         else
             pthread_join(a, NULL);
-        int rc = (int)weft_atomic_load_acquire(&p3.join_rc) - 100;
+        int rc = (int)weft__atomic_load_acquire(&p3.join_rc) - 100;
         STRESS_CHECK(rc == 0 || rc == -EINVAL,
                      "round %" PRIu64 " race %zu: a join racing a detach returned %d", round, i,
                      rc);
         if (rc == 0) {
-            STRESS_CHECK(weft_atomic_load_relaxed(&p3.join_val) == value_of(1, index),
+            STRESS_CHECK(weft__atomic_load_relaxed(&p3.join_val) == value_of(1, index),
                          "race %zu: the join got a wrong value", i);
             joined++;
         } else {
@@ -293,9 +293,9 @@ static void run_part3(uint64_t round) {
 
 typedef struct part4 {
     weft_timer *handle;
-    weft_atomic_word callback_running;
-    weft_atomic_word calling;        /* the other thread is about to call timer_destroy */
-    weft_atomic_word destroy_called; /* the main thread is about to destroy the runtime */
+    weft__atomic_word callback_running;
+    weft__atomic_word calling;        /* the other thread is about to call timer_destroy */
+    weft__atomic_word destroy_called; /* the main thread is about to destroy the runtime */
     uint64_t hold_ns;                /* how long the callback holds on after that */
 } part4;
 
@@ -304,20 +304,20 @@ static part4 p4;
 static void on_fire(weft_timer *tm, void *arg) {
     (void)tm;
     (void)arg;
-    weft_atomic_store_release(&p4.callback_running, 1);
+    weft__atomic_store_release(&p4.callback_running, 1);
     /* Hold the destroying thread inside weft_timer_destroy (it waits for us) until the
      * runtime's destroy has been called, and a drawn while longer. */
-    while (!weft_atomic_load_acquire(&p4.destroy_called))
-        weft_cpu_relax();
+    while (!weft__atomic_load_acquire(&p4.destroy_called))
+        weft__cpu_relax();
     stress_spin_ns(p4.hold_ns);
     stress_count(STRESS_TIMER_FIRES, 1);
 }
 
 static void *destroy_timer_thread(void *arg) {
     (void)arg;
-    while (!weft_atomic_load_acquire(&p4.callback_running))
-        weft_cpu_relax();
-    weft_atomic_store_release(&p4.calling, 1);
+    while (!weft__atomic_load_acquire(&p4.callback_running))
+        weft__cpu_relax();
+    weft__atomic_store_release(&p4.calling, 1);
     STRESS_CHECK(weft_timer_destroy(p4.handle) == 0, "timer destroy");
     return NULL;
 }
@@ -338,10 +338,10 @@ static void run_part4(uint64_t round) {
         /* Once the other thread is about to call weft_timer_destroy, give it a margin
          * to be inside (its first instructions count it as a foreign call), then
          * destroy the runtime. The callback lets go only after this point. */
-        while (!weft_atomic_load_acquire(&p4.calling))
-            weft_cpu_relax();
+        while (!weft__atomic_load_acquire(&p4.calling))
+            weft__cpu_relax();
         stress_spin_ns(2000 * US);
-        weft_atomic_store_release(&p4.destroy_called, 1);
+        weft__atomic_store_release(&p4.destroy_called, 1);
         STRESS_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
         pthread_join(th, NULL);
         stress_count(STRESS_RUNTIMES, 1);

@@ -9,14 +9,14 @@
  * The sanitizer annotations follow worker.c exactly: one weft__fiber per thread stack and
  * one per context (its TSan fiber created with weft__fiber_init_task and destroyed with
  * weft__fiber_destroy_stack once the context is done); the entry and the last switch
- * away are WEFT_NO_SANITIZER_FRAME and the body runs in an ordinary frame that returns.
+ * away are WEFT__NO_SANITIZER_FRAME and the body runs in an ordinary frame that returns.
  * A plain test, so it runs, and must be clean, under TSan and ASan. The contexts' counters
  * are plain memory handed between threads: TSan checks that the hand-off orders them.
  */
 #include "weft_test.h"
 
 #include "arch/context.h"
-#include "sanitizer.h"
+#include "base/sanitizer.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -109,7 +109,7 @@ __attribute__((noinline)) static void yield_to_resumer(ctx *c) {
     weft__fiber_after_switch(&c->fiber);
 }
 
-/* The context's work, in a frame that returns (see WEFT_NO_SANITIZER_FRAME). */
+/* The context's work, in a frame that returns (see WEFT__NO_SANITIZER_FRAME). */
 __attribute__((noinline)) static void ctx_body(ctx *c) {
     for (size_t i = 0; i < c->quota; i++) {
         note_resumption(c);
@@ -118,14 +118,14 @@ __attribute__((noinline)) static void ctx_body(ctx *c) {
 }
 
 /* The last switch of a context: never returns. As worker.c's exit_current. */
-WEFT_NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void ctx_exit(ctx *c) {
+WEFT__NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void ctx_exit(ctx *c) {
     thread_state *t = c->resumer;
     weft__fiber_before_switch(&c->fiber, &t->fiber, true);
     weft__context_switch(&c->sp, t->sched, SWITCH_EXIT);
     __builtin_unreachable();
 }
 
-WEFT_NO_SANITIZER_FRAME static void ctx_entry(void *value) {
+WEFT__NO_SANITIZER_FRAME static void ctx_entry(void *value) {
     ctx *c = value;
     weft__fiber_after_switch(&c->fiber);
     ctx_body(c);
@@ -136,7 +136,7 @@ WEFT_NO_SANITIZER_FRAME static void ctx_entry(void *value) {
 static void init_thread_fiber(weft__fiber *f) {
     void *bottom = NULL;
     size_t size = 0;
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &bottom, &size);

@@ -15,8 +15,8 @@
  */
 #include "weft_test.h"
 
-#include "atomic.h"
-#include "deque.h"
+#include "base/atomic.h"
+#include "sched/deque.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -31,7 +31,7 @@
 
 typedef struct record {
     uint64_t payload;       /* written by the owner before the push, plain */
-    weft_atomic_word takes; /* how many times the record was taken */
+    weft__atomic_word takes; /* how many times the record was taken */
 } record;
 
 static uint64_t payload_of(size_t i) {
@@ -49,8 +49,8 @@ typedef struct shared {
     weft__deque deque;
     record *records; /* [1, n]; [0] unused so that no element is NULL-adjacent */
     size_t n;
-    weft_atomic_word ready; /* thieves running */
-    weft_atomic_word done;  /* the owner has taken its last element */
+    weft__atomic_word ready; /* thieves running */
+    weft__atomic_word done;  /* the owner has taken its last element */
 } shared;
 
 typedef struct thief {
@@ -83,29 +83,29 @@ static void take(shared *s, void *p, tally *t) {
     size_t i = (size_t)(r - s->records);
     if (r->payload != payload_of(i))
         t->bad_payload++;
-    weft_atomic_fetch_add_relaxed(&r->takes, 1);
+    weft__atomic_fetch_add_relaxed(&r->takes, 1);
     t->taken++;
 }
 
 static void *thief_main(void *arg) {
     thief *th = arg;
     shared *s = th->s;
-    weft_atomic_fetch_add_full(&s->ready, 1);
+    weft__atomic_fetch_add_full(&s->ready, 1);
     unsigned empties = 0;
     for (;;) {
         void *p = NULL;
         switch (weft__deque_steal_any(&s->deque, &p)) {
-        case WEFT_STEAL_SUCCESS:
+        case WEFT__STEAL_SUCCESS:
             take(s, p, &th->t);
             empties = 0;
             break;
-        case WEFT_STEAL_RETRY:
+        case WEFT__STEAL_RETRY:
             th->retries++; /* lost a race: try again at once */
             break;
-        case WEFT_STEAL_EMPTY:
+        case WEFT__STEAL_EMPTY:
             /* Acquire: pairs with the owner's release store of done, which follows its
              * last take; the deque stays empty from then on. */
-            if (weft_atomic_load_acquire(&s->done))
+            if (weft__atomic_load_acquire(&s->done))
                 return NULL;
             if (++empties % 64 == 0)
                 sched_yield(); /* 4 threads on few cores: let the owner run */
@@ -209,7 +209,7 @@ static void owner_run(shared *s, uint64_t seed, owner_stats *o) {
     while (pop_one(s, o))
         ;
     /* Release: the thieves stop when they see done and an empty deque. */
-    weft_atomic_store_release(&s->done, 1);
+    weft__atomic_store_release(&s->done, 1);
 }
 
 /* Runs one phase; returns the number of failures found (0: passed). */
@@ -232,7 +232,7 @@ static int run_phase(const char *name, size_t capacity, size_t n, uint64_t seed)
                    "pthread_create");
     }
     /* Start only once every thief is stealing, so the phase is a race from the start. */
-    while (weft_atomic_load_acquire(&s.ready) < THIEVES)
+    while (weft__atomic_load_acquire(&s.ready) < THIEVES)
         sched_yield();
 
     owner_stats o = {0};
@@ -250,7 +250,7 @@ static int run_phase(const char *name, size_t capacity, size_t n, uint64_t seed)
     int failures = 0;
     size_t lost = 0, duplicated = 0;
     for (size_t i = 1; i <= n; i++) {
-        AO_t takes = weft_atomic_load_relaxed(&s.records[i].takes);
+        AO_t takes = weft__atomic_load_relaxed(&s.records[i].takes);
         if (takes == 1)
             continue;
         if (takes == 0)

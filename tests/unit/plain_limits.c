@@ -28,7 +28,7 @@
  */
 #include "weft_test.h"
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -57,64 +57,64 @@ static uint64_t ms_since(uint64_t t0) {
 
 /* ---- a gate that tasks wait at -------------------------------------------------------- */
 
-static weft_atomic_word gate;
-static weft_atomic_word waiting; /* tasks that reached the gate */
-static weft_atomic_word passed;  /* tasks that went through it */
+static weft__atomic_word gate;
+static weft__atomic_word waiting; /* tasks that reached the gate */
+static weft__atomic_word passed;  /* tasks that went through it */
 
 /* Waits at the gate, then returns its argument. Sleeps rather than yields, so that many
  * of them cost no CPU; falls back to yielding if a sleep has no memory for its timer. */
 static void *gated(void *arg) {
-    weft_atomic_fetch_add_full(&waiting, 1);
-    while (!weft_atomic_load_acquire(&gate)) {
+    weft__atomic_fetch_add_full(&waiting, 1);
+    while (!weft__atomic_load_acquire(&gate)) {
         if (weft_sleep_ms(1) != 0)
             weft_yield();
     }
-    weft_atomic_fetch_add_full(&passed, 1);
+    weft__atomic_fetch_add_full(&passed, 1);
     return arg;
 }
 
 static void gate_reset(void) {
-    weft_atomic_store_release(&gate, 0);
-    weft_atomic_store_release(&waiting, 0);
-    weft_atomic_store_release(&passed, 0);
+    weft__atomic_store_release(&gate, 0);
+    weft__atomic_store_release(&waiting, 0);
+    weft__atomic_store_release(&passed, 0);
 }
 
 static void gate_open(void) {
-    weft_atomic_store_release(&gate, 1);
+    weft__atomic_store_release(&gate, 1);
 }
 
 static void wait_for_waiting(AO_t n) {
     uint64_t t0 = weft_now();
-    while (weft_atomic_load_acquire(&waiting) < n) {
+    while (weft__atomic_load_acquire(&waiting) < n) {
         WEFT_CHECK(ms_since(t0) < 10000, "only %lu of %lu tasks reached the gate",
-                   (unsigned long)weft_atomic_load_acquire(&waiting), (unsigned long)n);
+                   (unsigned long)weft__atomic_load_acquire(&waiting), (unsigned long)n);
         weft_test_sleep_ms(1);
     }
 }
 
 /* ---- max_tasks, exact ----------------------------------------------------------------- */
 
-static weft_atomic_word spawn_at_limit_errno;
+static weft__atomic_word spawn_at_limit_errno;
 
 /* Tries a spawn once every slot is taken (the test thread says when), then waits at the
  * gate like the others. */
 static void *spawner_at_limit(void *arg) {
-    weft_atomic_fetch_add_full(&waiting, 1);
-    while (weft_atomic_load_acquire(&spawn_at_limit_errno) != 1)
+    weft__atomic_fetch_add_full(&waiting, 1);
+    while (weft__atomic_load_acquire(&spawn_at_limit_errno) != 1)
         weft_sleep_ms(1);
     errno = 0;
     weft_task *t = weft_spawn(identity, NULL);
-    weft_atomic_store_release(&spawn_at_limit_errno, t ? 0 : (AO_t)errno + 2);
+    weft__atomic_store_release(&spawn_at_limit_errno, t ? 0 : (AO_t)errno + 2);
     if (t)
         weft_join(t, NULL);
-    while (!weft_atomic_load_acquire(&gate))
+    while (!weft__atomic_load_acquire(&gate))
         weft_sleep_ms(1);
     return arg;
 }
 
 static void on_timer(weft_timer *tm, void *arg) {
     (void)tm;
-    weft_atomic_fetch_add_full((weft_atomic_word *)arg, 1);
+    weft__atomic_fetch_add_full((weft__atomic_word *)arg, 1);
 }
 
 static void test_max_tasks_exact(void) {
@@ -123,7 +123,7 @@ static void test_max_tasks_exact(void) {
     WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2, .max_tasks = LIMIT}, &rt) == 0,
                "create");
     gate_reset();
-    weft_atomic_store_release(&spawn_at_limit_errno, 0);
+    weft__atomic_store_release(&spawn_at_limit_errno, 0);
     weft_task *tasks[LIMIT];
     tasks[0] = weft_spawn_on(rt, spawner_at_limit, (void *)0);
     WEFT_CHECK(tasks[0] != NULL, "spawn_on 0: %s", strerror(errno));
@@ -142,18 +142,18 @@ static void test_max_tasks_exact(void) {
                "spawn_on past max_tasks: errno %d", errno);
     WEFT_CHECK(weft_block_on(rt, identity, NULL, NULL) == -EAGAIN, "block_on past max_tasks");
     weft_timer *tm;
-    weft_atomic_word fired = 0;
+    weft__atomic_word fired = 0;
     WEFT_CHECK(weft_timer_create(rt, on_timer, (void *)&fired, &tm) == 0, "timer_create");
     int arm_rc = weft_timer_arm(tm, weft_now());
     WEFT_CHECK(arm_rc == -EAGAIN, "foreign timer arm at the limit: %d, not -EAGAIN", arm_rc);
     /* And from a task. */
-    weft_atomic_store_release(&spawn_at_limit_errno, 1);
+    weft__atomic_store_release(&spawn_at_limit_errno, 1);
     uint64_t t0 = weft_now();
-    while (weft_atomic_load_acquire(&spawn_at_limit_errno) == 1) {
+    while (weft__atomic_load_acquire(&spawn_at_limit_errno) == 1) {
         WEFT_CHECK(ms_since(t0) < 10000, "the task never tried its spawn");
         weft_test_sleep_ms(1);
     }
-    AO_t task_errno = weft_atomic_load_acquire(&spawn_at_limit_errno);
+    AO_t task_errno = weft__atomic_load_acquire(&spawn_at_limit_errno);
     WEFT_CHECK(task_errno == EAGAIN + 2, "weft_spawn at the limit from a task: %s",
                task_errno == 0 ? "succeeded" : strerror((int)task_errno - 2));
 
@@ -167,7 +167,7 @@ static void test_max_tasks_exact(void) {
     /* Room again once the detached ones have finished too: the whole limit. (They must
      * have gone through the gate before it closes again.) */
     t0 = weft_now();
-    while (weft_atomic_load_acquire(&passed) < LIMIT - 1) {
+    while (weft__atomic_load_acquire(&passed) < LIMIT - 1) {
         WEFT_CHECK(ms_since(t0) < 10000, "the detached tasks never finished");
         weft_test_sleep_ms(1);
     }
@@ -194,7 +194,7 @@ static void test_max_tasks_exact(void) {
         WEFT_CHECK(ms_since(t0) < 10000, "the timer arm task never found a slot");
     WEFT_CHECK(arm_rc == 0, "timer_arm: %d", arm_rc);
     t0 = weft_now();
-    while (weft_atomic_load_acquire(&fired) == 0) {
+    while (weft__atomic_load_acquire(&fired) == 0) {
         WEFT_CHECK(ms_since(t0) < 10000, "the timer never fired");
         weft_test_sleep_ms(1);
     }
@@ -224,15 +224,15 @@ static void test_max_tasks_one(void) {
 
 /* ---- max_tasks with a tree that runs a child itself when spawn fails ------------------ */
 
-static weft_atomic_word tree_live, tree_max_live, tree_refused;
+static weft__atomic_word tree_live, tree_max_live, tree_refused;
 static size_t tree_limit;
 
 static void *tree(void *arg) {
     intptr_t depth = (intptr_t)arg;
-    AO_t live = weft_atomic_fetch_add_full(&tree_live, 1) + 1;
-    AO_t seen = weft_atomic_load_acquire(&tree_max_live);
+    AO_t live = weft__atomic_fetch_add_full(&tree_live, 1) + 1;
+    AO_t seen = weft__atomic_load_acquire(&tree_max_live);
     while (live > seen) {
-        AO_t was = weft_atomic_cas_full(&tree_max_live, seen, live);
+        AO_t was = weft__atomic_cas_full(&tree_max_live, seen, live);
         if (was == seen)
             break;
         seen = was;
@@ -244,7 +244,7 @@ static void *tree(void *arg) {
             kids[k] = weft_spawn(tree, (void *)(depth - 1));
             if (!kids[k]) {
                 WEFT_CHECK(errno == EAGAIN, "spawn in the tree: %s", strerror(errno));
-                weft_atomic_fetch_add_full(&tree_refused, 1);
+                weft__atomic_fetch_add_full(&tree_refused, 1);
             }
         }
         weft_yield(); /* let others fill the limit */
@@ -253,42 +253,42 @@ static void *tree(void *arg) {
             if (kids[k]) {
                 WEFT_CHECK(weft_join(kids[k], &r) == 0, "join in the tree");
             } else {
-                weft_atomic_fetch_add_full(&tree_live, (AO_t)-1); /* the child is us */
+                weft__atomic_fetch_add_full(&tree_live, (AO_t)-1); /* the child is us */
                 r = tree((void *)(depth - 1));
-                weft_atomic_fetch_add_full(&tree_live, 1);
+                weft__atomic_fetch_add_full(&tree_live, 1);
             }
             nodes += (intptr_t)r;
         }
     }
-    weft_atomic_fetch_add_full(&tree_live, (AO_t)-1);
+    weft__atomic_fetch_add_full(&tree_live, (AO_t)-1);
     return (void *)nodes;
 }
 
 static void test_max_tasks_tree(void) {
     intptr_t depth = 10; /* 2047 nodes */
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     depth = 7;
 #endif
     tree_limit = 32;
-    weft_atomic_store_release(&tree_live, 0);
-    weft_atomic_store_release(&tree_max_live, 0);
-    weft_atomic_store_release(&tree_refused, 0);
+    weft__atomic_store_release(&tree_live, 0);
+    weft__atomic_store_release(&tree_max_live, 0);
+    weft__atomic_store_release(&tree_refused, 0);
     void *r = NULL;
     WEFT_CHECK(weft_run(&(weft_config){.workers = 4, .max_tasks = tree_limit}, tree, (void *)depth,
                         &r) == 0,
                "weft_run");
     WEFT_CHECK((intptr_t)r == ((intptr_t)2 << depth) - 1, "the tree counted %ld nodes, not %ld",
                (long)(intptr_t)r, (long)(((intptr_t)2 << depth) - 1));
-    WEFT_CHECK(weft_atomic_load_acquire(&tree_refused) > 0, "no spawn was refused");
-    WEFT_CHECK(weft_atomic_load_acquire(&tree_max_live) <= tree_limit,
+    WEFT_CHECK(weft__atomic_load_acquire(&tree_refused) > 0, "no spawn was refused");
+    WEFT_CHECK(weft__atomic_load_acquire(&tree_max_live) <= tree_limit,
                "%lu tasks ran at once with max_tasks = %zu",
-               (unsigned long)weft_atomic_load_acquire(&tree_max_live), tree_limit);
+               (unsigned long)weft__atomic_load_acquire(&tree_max_live), tree_limit);
     WEFT_CHECK_NO_LEAKS();
 }
 
 /* ---- max_tasks, batched ---------------------------------------------------------------- */
 
-#if !defined(WEFT_TSAN) /* 2,048 stacks alive at once would cost a TSan fiber each */
+#if !defined(WEFT__TSAN) /* 2,048 stacks alive at once would cost a TSan fiber each */
 
 struct batched_round {
     size_t limit;
@@ -356,11 +356,11 @@ static void test_max_tasks_batched(void) {
     WEFT_CHECK_NO_LEAKS();
 }
 
-#endif /* !WEFT_TSAN */
+#endif /* !WEFT__TSAN */
 
 /* ---- address space exhausted, in a child process -------------------------------------- */
 
-#if !defined(WEFT_ASAN) && !defined(WEFT_TSAN) /* they reserve terabytes of address space */
+#if !defined(WEFT__ASAN) && !defined(WEFT__TSAN) /* they reserve terabytes of address space */
 
 static void set_address_space_limit(rlim_t bytes) {
     struct rlimit old;
@@ -456,12 +456,12 @@ static void child_stacks_exhausted(void) {
                 WEFT_CHECK(more[i].rc == -ETIMEDOUT, "join_until(0): %d", more[i].rc);
             }
         }
-        if (settled + (weft_atomic_load_acquire(&waiting) - HOLDERS) >= MORE)
+        if (settled + (weft__atomic_load_acquire(&waiting) - HOLDERS) >= MORE)
             break;
         WEFT_CHECK(ms_since(t0) < 20000, "%zu of %d tasks settled", settled, MORE);
         weft_test_sleep_ms(1);
     }
-    ran = weft_atomic_load_acquire(&waiting) - HOLDERS;
+    ran = weft__atomic_load_acquire(&waiting) - HOLDERS;
     WEFT_CHECK(refused + failed > 0, "every one of %d tasks got a stack under RLIMIT_AS (%zu ran)",
                MORE, ran);
     WEFT_CHECK(ran + refused + failed == MORE, "%zu ran, %zu refused, %zu failed of %d", ran,
@@ -500,10 +500,10 @@ static void child_stacks_exhausted(void) {
            ran, failed, refused);
 }
 
-#endif /* !WEFT_ASAN && !WEFT_TSAN */
+#endif /* !WEFT__ASAN && !WEFT__TSAN */
 
 static void test_address_space_exhausted(void) {
-#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+#if defined(WEFT__ASAN) || defined(WEFT__TSAN)
     printf("  skipped: the sanitizer reserves terabytes of address space\n");
 #else
     if (RUNNING_ON_VALGRIND) {
@@ -530,11 +530,11 @@ static void test_address_space_exhausted(void) {
 
 enum { BLOCKER_CHILDREN = 8 };
 
-static weft_atomic_word blocker_sleeping, blocker_woke, children_done;
+static weft__atomic_word blocker_sleeping, blocker_woke, children_done;
 
 static void *blocker_child(void *arg) {
     (void)arg;
-    weft_atomic_fetch_add_full(&children_done, 1);
+    weft__atomic_fetch_add_full(&children_done, 1);
     return NULL;
 }
 
@@ -547,11 +547,11 @@ static void *blocker(void *arg) {
         WEFT_CHECK(kids[i] != NULL, "spawn");
     }
     uint64_t t0 = weft_now();
-    weft_atomic_store_release(&blocker_sleeping, 1);
+    weft__atomic_store_release(&blocker_sleeping, 1);
     struct timespec ts = {1, 0};
     while (nanosleep(&ts, &ts) != 0) {
     }
-    weft_atomic_store_release(&blocker_woke, 1);
+    weft__atomic_store_release(&blocker_woke, 1);
     for (int i = 0; i < BLOCKER_CHILDREN; i++)
         WEFT_CHECK(weft_join(kids[i], NULL) == 0, "join");
     return (void *)(uintptr_t)ms_since(t0);
@@ -582,9 +582,9 @@ static void *batch(void *arg) {
 
 static void test_blocked_worker(void) {
     size_t n = weft_test_size(2000, 4);
-    weft_atomic_store_release(&blocker_sleeping, 0);
-    weft_atomic_store_release(&blocker_woke, 0);
-    weft_atomic_store_release(&children_done, 0);
+    weft__atomic_store_release(&blocker_sleeping, 0);
+    weft__atomic_store_release(&blocker_woke, 0);
+    weft__atomic_store_release(&children_done, 0);
     weft_runtime *rt;
     WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 4}, &rt) == 0, "create");
     weft_runtime_stats st;
@@ -594,26 +594,26 @@ static void test_blocked_worker(void) {
     weft_task *b = weft_spawn_on(rt, blocker, NULL);
     WEFT_CHECK(b != NULL, "spawn_on blocker");
     uint64_t t0 = weft_now();
-    while (!weft_atomic_load_acquire(&blocker_sleeping)) {
+    while (!weft__atomic_load_acquire(&blocker_sleeping)) {
         WEFT_CHECK(ms_since(t0) < 10000, "the blocker never ran");
         weft_test_sleep_ms(1);
     }
     /* Its children sit on the blocked worker's deque: only thieves can run them. */
     t0 = weft_now();
-    while (weft_atomic_load_acquire(&children_done) < BLOCKER_CHILDREN &&
-           !weft_atomic_load_acquire(&blocker_woke))
+    while (weft__atomic_load_acquire(&children_done) < BLOCKER_CHILDREN &&
+           !weft__atomic_load_acquire(&blocker_woke))
         weft_test_sleep_ms(1);
     uint64_t children_ms = ms_since(t0);
-    WEFT_CHECK(!weft_atomic_load_acquire(&blocker_woke),
+    WEFT_CHECK(!weft__atomic_load_acquire(&blocker_woke),
                "the blocked worker's children waited for it (%lu of %d done after %lu ms)",
-               (unsigned long)weft_atomic_load_acquire(&children_done), BLOCKER_CHILDREN,
+               (unsigned long)weft__atomic_load_acquire(&children_done), BLOCKER_CHILDREN,
                (unsigned long)children_ms);
 
     /* A batch spawned meanwhile runs on the other workers. */
     t0 = weft_now();
     WEFT_CHECK(weft_block_on(rt, batch, (void *)n, NULL) == 0, "block_on batch");
     uint64_t batch_ms = ms_since(t0);
-    bool still_blocked = !weft_atomic_load_acquire(&blocker_woke);
+    bool still_blocked = !weft__atomic_load_acquire(&blocker_woke);
     WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
     uint64_t steals = st.steals - steals_before;
 
@@ -627,7 +627,7 @@ static void test_blocked_worker(void) {
                "the batch of %zu tasks took %lu ms: it finished only after the "
                "blocked worker woke",
                n, (unsigned long)batch_ms);
-#if !defined(WEFT_TSAN) && !defined(WEFT_ASAN)
+#if !defined(WEFT__TSAN) && !defined(WEFT__ASAN)
     if (!RUNNING_ON_VALGRIND)
         WEFT_CHECK(batch_ms < 500, "the batch of %zu tasks took %lu ms", n,
                    (unsigned long)batch_ms);
@@ -655,7 +655,7 @@ int main(void) {
     printf("max_tasks with a tree that falls back to running children itself\n");
     test_max_tasks_tree();
     printf("max_tasks, batched\n");
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     printf("  skipped under TSan: 2,048 stacks alive at once cost a TSan fiber each\n");
 #else
     test_max_tasks_batched();

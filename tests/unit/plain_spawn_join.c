@@ -6,7 +6,7 @@
  */
 #include "weft_test.h"
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -31,7 +31,7 @@ static void *fib(void *arg) {
 
 static void test_fib(unsigned workers) {
     intptr_t n = 25;
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     n = 20;
 #endif
     intptr_t expected[] = {[20] = 6765, [25] = 75025};
@@ -143,12 +143,12 @@ static void test_foreign_threads(void) {
 
 /* ---- destroy waits for detached tasks, and for what they spawn -------------------- */
 
-static weft_atomic_word detached_ran;
+static weft__atomic_word detached_ran;
 
 static void *detached_leaf(void *arg) {
     (void)arg;
     weft_yield();
-    weft_atomic_fetch_add_full(&detached_ran, 1);
+    weft__atomic_fetch_add_full(&detached_ran, 1);
     return NULL;
 }
 
@@ -159,13 +159,13 @@ static void *detached_parent(void *arg) {
         WEFT_CHECK(t != NULL, "spawn");
         weft_detach(t);
     }
-    weft_atomic_fetch_add_full(&detached_ran, 1);
+    weft__atomic_fetch_add_full(&detached_ran, 1);
     return NULL;
 }
 
 static void test_destroy_waits_for_detached(void) {
     size_t parents = weft_test_size(1000, 25), children = 10;
-    weft_atomic_store_relaxed(&detached_ran, 0);
+    weft__atomic_store_relaxed(&detached_ran, 0);
     weft_runtime *rt;
     WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     for (size_t i = 0; i < parents; i++) {
@@ -174,7 +174,7 @@ static void test_destroy_waits_for_detached(void) {
         weft_detach(t);
     }
     WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    AO_t ran = weft_atomic_load_acquire(&detached_ran);
+    AO_t ran = weft__atomic_load_acquire(&detached_ran);
     WEFT_CHECK(ran == parents * (children + 1), "destroy returned after %lu of %zu tasks",
                (unsigned long)ran, parents * (children + 1));
     WEFT_CHECK_NO_LEAKS();
@@ -241,11 +241,11 @@ static void test_yield_order(void) {
 
 /* ---- an idle worker picks up work a busy worker spawned -------------------------- */
 
-static weft_atomic_word child_ran;
+static weft__atomic_word child_ran;
 
 static void *set_flag(void *arg) {
     (void)arg;
-    weft_atomic_store_release(&child_ran, 1);
+    weft__atomic_store_release(&child_ran, 1);
     return NULL;
 }
 
@@ -253,12 +253,12 @@ static void *set_flag(void *arg) {
  * this hangs (and the test fails on its 5 s limit) if the idle worker is not woken. */
 static void *busy_parent(void *arg) {
     (void)arg;
-    weft_atomic_store_relaxed(&child_ran, 0);
+    weft__atomic_store_relaxed(&child_ran, 0);
     weft_task *t = weft_spawn(set_flag, NULL);
     WEFT_CHECK(t != NULL, "spawn");
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!weft_atomic_load_acquire(&child_ran)) {
+    while (!weft__atomic_load_acquire(&child_ran)) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         WEFT_CHECK(now.tv_sec - start.tv_sec < 5, "no idle worker ran the spawned task");
     }
@@ -353,8 +353,8 @@ static void test_inline_join_identity(unsigned flags) {
 struct contested {
     weft_task *child;
     const char *parent_frame; /* an address in the parent's frame, on its stack */
-    weft_atomic_word verdict; /* set by the child: 1 running inline, 2 not inline */
-    weft_atomic_word done;    /* set by the interloper when it has tried its worst */
+    weft__atomic_word verdict; /* set by the child: 1 running inline, 2 not inline */
+    weft__atomic_word done;    /* set by the interloper when it has tried its worst */
     int second_join;          /* what a second join of the child returned */
 };
 
@@ -366,8 +366,8 @@ static void *held_child(void *arg) {
     char here;
     ptrdiff_t distance = c->parent_frame - &here;
     bool inline_run = distance > 0 && distance < (ptrdiff_t)WEFT_DEFAULT_STACK_SIZE;
-    weft_atomic_store_release(&c->verdict, inline_run ? 1 : 2);
-    while (!weft_atomic_load_acquire(&c->done))
+    weft__atomic_store_release(&c->verdict, inline_run ? 1 : 2);
+    while (!weft__atomic_load_acquire(&c->done))
         weft_sleep_ms(1); /* parks while it runs inline on its joiner's stack */
     return (void *)(uintptr_t)77;
 }
@@ -378,13 +378,13 @@ static void *held_child(void *arg) {
 static void *interloper(void *arg) {
     struct contested *c = arg;
     AO_t verdict;
-    while ((verdict = weft_atomic_load_acquire(&c->verdict)) == 0)
+    while ((verdict = weft__atomic_load_acquire(&c->verdict)) == 0)
         weft_yield();
     if (verdict == 1) {
         weft_detach(c->child);
         c->second_join = weft_join(c->child, NULL);
     }
-    weft_atomic_store_release(&c->done, 1);
+    weft__atomic_store_release(&c->done, 1);
     return (void *)(uintptr_t)verdict;
 }
 

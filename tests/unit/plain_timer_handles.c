@@ -8,7 +8,7 @@
  */
 #include "weft_test.h"
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,15 +19,15 @@
 
 /* A callback's record: how often it ran, when, and whether two runs overlapped. */
 typedef struct record {
-    weft_atomic_word fired;
-    weft_atomic_word inside;      /* callbacks running now */
-    weft_atomic_word overlapped;  /* set if two ran at once */
-    weft_atomic_word early;       /* set if one ran before its deadline */
-    weft_atomic_word deadline;    /* the deadline of the latest arm */
-    weft_atomic_word last_run_ns; /* weft_now() in the latest run */
-    weft_atomic_word busy_ns;     /* each run spins this long (0: returns at once) */
-    weft_atomic_word started;     /* set when a run begins */
-    weft_atomic_word runtime_ok;  /* weft_runtime_current() was right in the callback */
+    weft__atomic_word fired;
+    weft__atomic_word inside;      /* callbacks running now */
+    weft__atomic_word overlapped;  /* set if two ran at once */
+    weft__atomic_word early;       /* set if one ran before its deadline */
+    weft__atomic_word deadline;    /* the deadline of the latest arm */
+    weft__atomic_word last_run_ns; /* weft_now() in the latest run */
+    weft__atomic_word busy_ns;     /* each run spins this long (0: returns at once) */
+    weft__atomic_word started;     /* set when a run begins */
+    weft__atomic_word runtime_ok;  /* weft_runtime_current() was right in the callback */
     weft_runtime *runtime;
     weft_timer *timer; /* for tasks that re-arm it */
 } record;
@@ -42,27 +42,27 @@ static void on_fire(weft_timer *tm, void *arg) {
     (void)tm;
     record *r = arg;
     uint64_t now = weft_now();
-    if (weft_atomic_fetch_add_full(&r->inside, 1) != 0)
-        weft_atomic_store_release(&r->overlapped, 1);
-    if (now < weft_atomic_load_acquire(&r->deadline))
-        weft_atomic_store_release(&r->early, 1);
+    if (weft__atomic_fetch_add_full(&r->inside, 1) != 0)
+        weft__atomic_store_release(&r->overlapped, 1);
+    if (now < weft__atomic_load_acquire(&r->deadline))
+        weft__atomic_store_release(&r->early, 1);
     if (weft_runtime_current() == r->runtime)
-        weft_atomic_store_release(&r->runtime_ok, 1);
-    weft_atomic_store_release(&r->started, 1);
-    spin_for(weft_atomic_load_acquire(&r->busy_ns));
-    weft_atomic_store_release(&r->last_run_ns, now);
-    weft_atomic_fetch_add_full(&r->inside, (AO_t)-1);
-    weft_atomic_fetch_add_full(&r->fired, 1);
+        weft__atomic_store_release(&r->runtime_ok, 1);
+    weft__atomic_store_release(&r->started, 1);
+    spin_for(weft__atomic_load_acquire(&r->busy_ns));
+    weft__atomic_store_release(&r->last_run_ns, now);
+    weft__atomic_fetch_add_full(&r->inside, (AO_t)-1);
+    weft__atomic_fetch_add_full(&r->fired, 1);
 }
 
 static int arm_at(weft_timer *tm, record *r, uint64_t deadline) {
-    weft_atomic_store_release(&r->deadline, deadline);
+    weft__atomic_store_release(&r->deadline, deadline);
     return weft_timer_arm(tm, deadline);
 }
 
 static void wait_fired(record *r, AO_t count) {
     uint64_t give_up = weft_now() + 5000 * MS;
-    while (weft_atomic_load_acquire(&r->fired) < count) {
+    while (weft__atomic_load_acquire(&r->fired) < count) {
         WEFT_CHECK(weft_now() < give_up, "fired %lu of %lu", (unsigned long)r->fired,
                    (unsigned long)count);
         if (weft_runtime_current())
@@ -97,12 +97,12 @@ static void test_errors(void) {
 
 /* ---- from a task: fire, cancel, re-arm, periodic, destroy inside ------------------ */
 
-static weft_atomic_word periodic_left;
+static weft__atomic_word periodic_left;
 
 static void on_periodic(weft_timer *tm, void *arg) {
     record *r = arg;
     on_fire(tm, arg);
-    if (weft_atomic_fetch_add_full(&periodic_left, (AO_t)-1) > 1)
+    if (weft__atomic_fetch_add_full(&periodic_left, (AO_t)-1) > 1)
         WEFT_CHECK(arm_at(tm, r, weft_now() + 200 * US) == 0, "re-arm from the callback");
 }
 
@@ -151,7 +151,7 @@ static void *from_task(void *arg) {
 
     /* Periodic: the callback re-arms itself. */
     record p = {.runtime = rt};
-    weft_atomic_store_release(&periodic_left, 20);
+    weft__atomic_store_release(&periodic_left, 20);
     WEFT_CHECK(weft_timer_create(rt, on_periodic, &p, &tm) == 0, "create");
     WEFT_CHECK(arm_at(tm, &p, weft_now() + 200 * US) == 0, "arm");
     wait_fired(&p, 20);
@@ -266,7 +266,7 @@ static void test_cancel_race(void) {
 static void *rearm_while_running(void *arg) {
     record *r = arg;
     weft_timer *tm = r->timer;
-    while (!weft_atomic_load_acquire(&r->started))
+    while (!weft__atomic_load_acquire(&r->started))
         weft_yield();
     /* The callback is busy on the other worker: this firing comes due meanwhile. */
     WEFT_CHECK(weft_timer_arm(tm, weft_now()) == 0, "re-arm while running");
@@ -279,7 +279,7 @@ static void test_overlap_and_destroy_wait(void) {
     record r = {0};
     weft_timer *tm;
     WEFT_CHECK(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
-    weft_atomic_store_release(&r.busy_ns, 20 * MS);
+    weft__atomic_store_release(&r.busy_ns, 20 * MS);
     r.timer = tm;
     weft_task *t = weft_spawn_on(rt, rearm_while_running, &r);
     WEFT_CHECK(t != NULL, "spawn");
@@ -290,9 +290,9 @@ static void test_overlap_and_destroy_wait(void) {
     WEFT_CHECK(!r.overlapped, "two callbacks of one handle ran at once");
 
     /* Destroy while the callback runs on a worker: waits for it to return. */
-    weft_atomic_store_release(&r.started, 0);
+    weft__atomic_store_release(&r.started, 0);
     WEFT_CHECK(arm_at(tm, &r, weft_now()) == 0, "arm");
-    while (!weft_atomic_load_acquire(&r.started))
+    while (!weft__atomic_load_acquire(&r.started))
         weft_test_sleep_ms(1);
     WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
     WEFT_CHECK(r.fired == 3 && r.inside == 0, "destroy returned while the callback ran");
@@ -319,12 +319,12 @@ static void test_overlap_and_destroy_wait(void) {
 
 struct shutdown_ctx {
     weft_runtime *rt;
-    weft_atomic_word gate;
+    weft__atomic_word gate;
 };
 
 static void *gated(void *arg) {
     struct shutdown_ctx *s = arg;
-    while (!weft_atomic_load_acquire(&s->gate))
+    while (!weft__atomic_load_acquire(&s->gate))
         weft_sleep_ms(1);
     return NULL;
 }
@@ -353,7 +353,7 @@ static void test_shutdown(void) {
         weft_test_sleep_ms(1);
     }
     WEFT_CHECK(rc == -ESHUTDOWN, "arm during shutdown: %d", rc);
-    weft_atomic_store_release(&s.gate, 1);
+    weft__atomic_store_release(&s.gate, 1);
     pthread_join(thread, NULL); /* the handle, still armed, goes with the runtime */
     WEFT_CHECK(r.fired == 0, "fired");
     WEFT_CHECK_NO_LEAKS();
@@ -363,8 +363,8 @@ static void test_shutdown(void) {
 
 typedef struct pair {
     weft_timer *timer[2];
-    weft_atomic_word armed; /* both arms have returned: the handles may go */
-    weft_atomic_word done;
+    weft__atomic_word armed; /* both arms have returned: the handles may go */
+    weft__atomic_word done;
 } pair;
 
 static pair *pair_of_timer(weft_timer *tm, void *arg, int *which) {
@@ -378,19 +378,19 @@ static pair *pair_of_timer(weft_timer *tm, void *arg, int *which) {
 static void destroy_the_other(weft_timer *tm, void *arg) {
     int which;
     pair *p = pair_of_timer(tm, arg, &which);
-    while (!weft_atomic_load_acquire(&p->armed)) /* the main thread may still be arming */
+    while (!weft__atomic_load_acquire(&p->armed)) /* the main thread may still be arming */
         ;
     spin_for(200 * US);
     WEFT_CHECK(weft_timer_destroy(p->timer[1 - which]) == 0, "destroy the other");
-    weft_atomic_fetch_add_full(&p->done, 1);
+    weft__atomic_fetch_add_full(&p->done, 1);
 }
 
-static weft_atomic_word late_fires;
+static weft__atomic_word late_fires;
 
 static void count_late(weft_timer *tm, void *arg) {
     (void)tm;
     (void)arg;
-    weft_atomic_fetch_add_full(&late_fires, 1);
+    weft__atomic_fetch_add_full(&late_fires, 1);
 }
 
 static void *arm_and_leave(void *arg) {
@@ -417,11 +417,11 @@ static void test_mutual_destroy_and_after_destroy(void) {
         /* From this thread: each arm goes to whichever worker runs its arm task. */
         WEFT_CHECK(weft_timer_arm(p->timer[0], at) == 0 && weft_timer_arm(p->timer[1], at) == 0,
                    "arm");
-        weft_atomic_store_release(&p->armed, 1);
+        weft__atomic_store_release(&p->armed, 1);
         uint64_t give_up = weft_now() + 5000 * MS;
         /* One or both run: the first to run destroys the other, which then never runs,
          * unless it was already running (then it destroys the first). */
-        while (weft_atomic_load_acquire(&p->done) == 0)
+        while (weft__atomic_load_acquire(&p->done) == 0)
             WEFT_CHECK(weft_now() < give_up, "no callback finished (round %zu)", i);
     }
     WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
@@ -429,11 +429,11 @@ static void test_mutual_destroy_and_after_destroy(void) {
     WEFT_CHECK_NO_LEAKS();
 
     /* An armed timer whose tasks are all done never fires after destroy returns. */
-    weft_atomic_store_release(&late_fires, 0);
+    weft__atomic_store_release(&late_fires, 0);
     WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, arm_and_leave, NULL, NULL) == 0, "run");
-    AO_t at_return = weft_atomic_load_acquire(&late_fires);
+    AO_t at_return = weft__atomic_load_acquire(&late_fires);
     weft_test_sleep_ms(60);
-    WEFT_CHECK(weft_atomic_load_acquire(&late_fires) == at_return && at_return == 0,
+    WEFT_CHECK(weft__atomic_load_acquire(&late_fires) == at_return && at_return == 0,
                "a timer fired after weft_run returned");
     WEFT_CHECK_NO_LEAKS();
 }

@@ -6,7 +6,7 @@
  */
 #include "weft_test.h"
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,12 +80,12 @@ static void test_parked_worker_fires(void) {
 
 /* ---- a task yielding in a loop does not starve its worker's timers ----------------- */
 
-static weft_atomic_word slept;
+static weft__atomic_word slept;
 
 static void *sleep_then_flag(void *arg) {
     (void)arg;
     WEFT_CHECK(weft_sleep_ms(2) == 0, "sleep");
-    weft_atomic_store_release(&slept, 1);
+    weft__atomic_store_release(&slept, 1);
     return NULL;
 }
 
@@ -95,7 +95,7 @@ static void *yield_until_flag(void *arg) {
     WEFT_CHECK(t != NULL, "spawn");
     /* One worker: the sleeper's timer is on this worker's wheel, and nothing else is
      * runnable, so only weft_yield's check for due timers lets it fire. */
-    while (!weft_atomic_load_acquire(&slept))
+    while (!weft__atomic_load_acquire(&slept))
         weft_yield();
     WEFT_CHECK(weft_join(t, NULL) == 0, "join");
     return NULL;
@@ -184,8 +184,8 @@ static void test_join_until_races(void) {
 /* ---- argument errors and the thread side ------------------------------------------ */
 
 static void *gate_task(void *arg) {
-    weft_atomic_word *gate = arg;
-    while (!weft_atomic_load_acquire(gate))
+    weft__atomic_word *gate = arg;
+    while (!weft__atomic_load_acquire(gate))
         weft_sleep_ms(1);
     return (void *)7;
 }
@@ -200,12 +200,12 @@ static void test_errors_and_threads(void) {
 
     weft_runtime *rt;
     WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 1}, &rt) == 0, "create");
-    weft_atomic_word gate = 0;
+    weft__atomic_word gate = 0;
     weft_task *t = weft_spawn_on(rt, gate_task, (void *)&gate);
     /* A deadline already past: -ETIMEDOUT at once, the handle untouched. */
     WEFT_CHECK(weft_join_until(t, weft_now() - 1, NULL) == -ETIMEDOUT, "past deadline");
     WEFT_CHECK(weft_join_until(t, weft_now() + 2000000u, NULL) == -ETIMEDOUT, "2 ms");
-    weft_atomic_store_release(&gate, 1);
+    weft__atomic_store_release(&gate, 1);
     void *r;
     WEFT_CHECK(weft_join_until(t, WEFT_FOREVER, &r) == 0 && (intptr_t)r == 7, "forever");
     WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");

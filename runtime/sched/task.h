@@ -3,15 +3,15 @@
  * park/wake protocol and the per-worker pools task objects come from. The protocols
  * are written out in task.c.
  */
-#ifndef WEFT_TASK_H
-#define WEFT_TASK_H
+#ifndef WEFT__SCHED_TASK_H
+#define WEFT__SCHED_TASK_H
 
 #include "arch/context.h"
-#include "atomic.h"
-#include "list.h"
-#include "pool.h"
-#include "sanitizer.h"
-#include "stack.h"
+#include "base/atomic.h"
+#include "base/list.h"
+#include "base/pool.h"
+#include "base/sanitizer.h"
+#include "sched/stack.h"
 
 #include "weft.h"
 
@@ -26,32 +26,32 @@
 enum {
     /* A wake-up arrived while the task was running or on its way to park: the next park
      * returns at once instead of sleeping. */
-    WEFT_TASK_NOTIFIED = 1u << 0,
+    WEFT__TASK_NOTIFIED = 1u << 0,
     /* Off its worker and in no queue: whoever clears this bit must schedule the task. */
-    WEFT_TASK_PARKED = 1u << 1,
+    WEFT__TASK_PARKED = 1u << 1,
     /* fn has returned (or the task could not start) and result is final. Set by the
      * worker after the task's last switch, so the object is no longer in use by it. */
-    WEFT_TASK_COMPLETE = 1u << 2,
+    WEFT__TASK_COMPLETE = 1u << 2,
     /* The joiner that claimed the handle has published itself in `joiner` and waits for
      * COMPLETE. Set only together with JOIN_CLAIMED. */
-    WEFT_TASK_JOIN_WAITING = 1u << 3,
+    WEFT__TASK_JOIN_WAITING = 1u << 3,
     /* The handle was detached: whoever sets COMPLETE frees the object. */
-    WEFT_TASK_RELEASED = 1u << 4,
+    WEFT__TASK_RELEASED = 1u << 4,
     /* No stack could be mapped when the task was due to start: it never ran. */
-    WEFT_TASK_START_FAILED = 1u << 5,
+    WEFT__TASK_START_FAILED = 1u << 5,
     /* The completer is done with the joiner (set with COMPLETE when nobody waits, or
      * right after waking the joiner): the joiner may free the object and run on. */
-    WEFT_TASK_WAKE_DONE = 1u << 6,
+    WEFT__TASK_WAKE_DONE = 1u << 6,
     /* A join owns the handle (JOIN-J2): a second join fails with -EINVAL and a detach
      * does nothing; `joiner` is the claimant's to write. */
-    WEFT_TASK_JOIN_CLAIMED = 1u << 7,
+    WEFT__TASK_JOIN_CLAIMED = 1u << 7,
 };
 
 /* Why a task switched back to its worker: the value it passes across the switch. */
 typedef enum weft__switch_reason {
-    WEFT_SWITCH_PARK = 1,
-    WEFT_SWITCH_YIELD = 2,
-    WEFT_SWITCH_EXIT = 3,
+    WEFT__SWITCH_PARK = 1,
+    WEFT__SWITCH_YIELD = 2,
+    WEFT__SWITCH_EXIT = 3,
 } weft__switch_reason;
 
 struct weft_task {
@@ -67,13 +67,13 @@ struct weft_task {
     void *arg;
     void *result; /* written by the task before it exits; read by the joiner after
                    * COMPLETE (acquire) */
-    weft_atomic_word state;
+    weft__atomic_word state;
     /* Who waits in weft_join: a weft_task *, or a weft__foreign_waiter * with bit 0
      * set. Written only by the join holding JOIN_CLAIMED, published by the JOIN_WAITING
      * CAS (JOIN-J3, release), read by the completer only after its CAS that set
      * COMPLETE replaced a state with JOIN_WAITING (JOIN-C3): from then no withdraw and
      * no new registration can change it. Stale otherwise; never read then. */
-    weft_atomic_word joiner;
+    weft__atomic_word joiner;
     weft__pool *home; /* the pool the object returns to; set at allocation */
     uint64_t id;
     weft__fiber fiber;
@@ -82,7 +82,7 @@ struct weft_task {
 
 /* A thread that is not a worker waiting in weft_join: lives on that thread's stack. */
 typedef struct weft__foreign_waiter {
-    weft_atomic_u32 done; /* futex word: 0 waiting, 1 woken */
+    weft__atomic_u32 done; /* futex word: 0 waiting, 1 woken */
 } weft__foreign_waiter;
 
 _Static_assert(offsetof(weft_task, link) == 0, "pool objects start with their link");
@@ -122,4 +122,4 @@ AO_t weft__task_await_wake_done(weft_task *t);
  * runs the task again. */
 bool weft__task_finish_park(weft_task *t);
 
-#endif /* WEFT_TASK_H */
+#endif /* WEFT__SCHED_TASK_H */

@@ -11,11 +11,11 @@
  *
  * Every object starts with a weft__link, which the pool uses while the object is free.
  */
-#ifndef WEFT_POOL_H
-#define WEFT_POOL_H
+#ifndef WEFT__BASE_POOL_H
+#define WEFT__BASE_POOL_H
 
-#include "atomic.h"
-#include "list.h"
+#include "base/atomic.h"
+#include "base/list.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -25,16 +25,16 @@ typedef struct weft__pool_chunk weft__pool_chunk;
 
 typedef struct weft__pool {
     weft__link *free;         /* owner only, or under lock */
-    weft_atomic_word remote;  /* a LIFO of links: any thread pushes, the owner takes all */
+    weft__atomic_word remote;  /* a LIFO of links: any thread pushes, the owner takes all */
     weft__pool_chunk *chunks; /* owner only, or under lock */
     pthread_mutex_t *lock;    /* non-NULL only for a shared pool */
     size_t object_size;       /* immutable: a multiple of 64, so objects do not share
                                * cache lines */
     /* Statistics: allocated and freed_local written by the owner (or under lock),
      * freed_remote added to by anyone; read relaxed. */
-    weft_atomic_word allocated;
-    weft_atomic_word freed_local;
-    weft_atomic_word freed_remote;
+    weft__atomic_word allocated;
+    weft__atomic_word freed_local;
+    weft__atomic_word freed_remote;
 } weft__pool;
 
 void weft__pool_init(weft__pool *p, size_t object_size, pthread_mutex_t *lock);
@@ -50,4 +50,4 @@ void *weft__pool_alloc(weft__pool *p);
  * (NULL for a thread that is not a worker): a free to it takes no atomic operation. */
 void weft__pool_free(weft__pool *home, void *object, weft__pool *caller_pool);
 
-#endif /* WEFT_POOL_H */
+#endif /* WEFT__BASE_POOL_H */

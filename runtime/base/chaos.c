@@ -2,9 +2,9 @@
  * chaos.c: the parts of chaos scheduling (chaos.h) that are not inline: reading
  * WEFT_CHAOS once per process, the delays before parking, and chaos points.
  */
-#include "chaos.h"
+#include "base/chaos.h"
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -42,7 +42,7 @@ void weft__chaos_delay(weft__chaos *c) {
     case 0: { /* spin up to ~20 us */
         uint64_t n = weft__chaos_below(c, 20000);
         for (uint64_t i = 0; i < n; i++)
-            weft_cpu_relax();
+            weft__cpu_relax();
         break;
     }
     case 1: { /* sleep up to 50 us: the OS runs someone else */
@@ -62,7 +62,7 @@ static _Thread_local struct {
     uint64_t state;
 } point_rng;
 /* Distinguishes threads of one process in the seeding; relaxed: uniqueness only. */
-static weft_atomic_word point_threads;
+static weft__atomic_word point_threads;
 
 static uint64_t label_hash(const char *label) {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
@@ -74,7 +74,7 @@ static uint64_t label_hash(const char *label) {
 void weft__chaos_point(uint64_t seed, const char *label) {
     if (point_rng.seed != seed || point_rng.state == 0) {
         weft__chaos c;
-        unsigned thread = (unsigned)weft_atomic_fetch_add_relaxed(&point_threads, 1);
+        unsigned thread = (unsigned)weft__atomic_fetch_add_relaxed(&point_threads, 1);
         weft__chaos_init(&c, seed ^ 0x6368616f73ull /* "chaos" */, 1000u + thread);
         point_rng.seed = seed;
         point_rng.state = c.state;
@@ -87,7 +87,7 @@ void weft__chaos_point(uint64_t seed, const char *label) {
     case 0: case 1: case 2: case 3: { /* 1 in 16: spin up to ~20 us */
         uint64_t n = weft__chaos_below(&c, 20000);
         for (uint64_t i = 0; i < n; i++)
-            weft_cpu_relax();
+            weft__cpu_relax();
         break;
     }
     case 4: /* 1 in 64: let the OS run another thread here */

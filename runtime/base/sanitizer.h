@@ -22,36 +22,36 @@
  *   without it memcheck takes every switch for a huge stack change and reports
  *   thousands of false errors.
  */
-#ifndef WEFT_SANITIZER_H
-#define WEFT_SANITIZER_H
+#ifndef WEFT__BASE_SANITIZER_H
+#define WEFT__BASE_SANITIZER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #if defined(__SANITIZE_THREAD__)
-#define WEFT_TSAN 1
+#define WEFT__TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define WEFT_TSAN 1
+#define WEFT__TSAN 1
 #endif
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
-#define WEFT_ASAN 1
+#define WEFT__ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define WEFT_ASAN 1
+#define WEFT__ASAN 1
 #endif
 #endif
 
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
 void *__tsan_get_current_fiber(void);
 void *__tsan_create_fiber(unsigned flags);
 void __tsan_destroy_fiber(void *fiber);
 void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 void __tsan_set_fiber_name(void *fiber, const char *name);
 #endif
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                      size_t *size_old);
@@ -64,23 +64,23 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
  * overflows (a CHECK in sanitizer_stackdepot). The task's own function runs in an
  * ordinary instrumented frame between them, which does return. */
 #if defined(__clang__)
-#define WEFT_NO_SANITIZER_FRAME __attribute__((disable_sanitizer_instrumentation))
+#define WEFT__NO_SANITIZER_FRAME __attribute__((disable_sanitizer_instrumentation))
 #else
-#define WEFT_NO_SANITIZER_FRAME __attribute__((no_sanitize("thread", "address", "undefined")))
+#define WEFT__NO_SANITIZER_FRAME __attribute__((no_sanitize("thread", "address", "undefined")))
 #endif
 
 /* The annotations must be inlined into their caller even at -O0: an instrumented
  * helper that called __tsan_switch_to_fiber would run its own __tsan_func_exit on the
  * other fiber's shadow stack and corrupt it. */
-#define WEFT_FIBER_INLINE static inline __attribute__((always_inline))
+#define WEFT__FIBER_INLINE static inline __attribute__((always_inline))
 
 /* One execution context as the sanitizers see it. Owned by the context's owner: the
  * worker for its thread stack, the task for its own stack. */
 typedef struct weft__fiber {
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     void *tsan_fiber;
 #endif
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     const void *stack_bottom; /* lowest usable address */
     size_t stack_size;
     void *fake_stack; /* saved by start_switch when this context suspends */
@@ -89,15 +89,15 @@ typedef struct weft__fiber {
 } weft__fiber;
 
 /* A worker thread's own context, called on that thread before its first switch. */
-WEFT_FIBER_INLINE void weft__fiber_init_thread(weft__fiber *f, const void *stack_bottom,
+WEFT__FIBER_INLINE void weft__fiber_init_thread(weft__fiber *f, const void *stack_bottom,
                                                size_t stack_size) {
     (void)f;
     (void)stack_bottom;
     (void)stack_size;
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     f->tsan_fiber = __tsan_get_current_fiber();
 #endif
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     f->stack_bottom = stack_bottom;
     f->stack_size = stack_size;
     f->fake_stack = NULL;
@@ -110,18 +110,18 @@ WEFT_FIBER_INLINE void weft__fiber_init_thread(weft__fiber *f, const void *stack
  * long as its stack and serves every task that runs on it. That adds no false
  * happens-before edge: the stack pool already orders each task's exit before the next
  * task's start on the same stack. */
-WEFT_FIBER_INLINE void weft__fiber_init_task(weft__fiber *f, const void *stack_bottom,
+WEFT__FIBER_INLINE void weft__fiber_init_task(weft__fiber *f, const void *stack_bottom,
                                              size_t stack_size, void **stack_fiber) {
     (void)f;
     (void)stack_bottom;
     (void)stack_size;
     (void)stack_fiber;
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     if (!*stack_fiber)
         *stack_fiber = __tsan_create_fiber(0);
     f->tsan_fiber = *stack_fiber;
 #endif
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     f->stack_bottom = stack_bottom;
     f->stack_size = stack_size;
     f->fake_stack = NULL;
@@ -129,33 +129,33 @@ WEFT_FIBER_INLINE void weft__fiber_init_task(weft__fiber *f, const void *stack_b
 }
 
 /* When a stack is unmapped, from a context that is not its fiber. */
-WEFT_FIBER_INLINE void weft__fiber_destroy_stack(void *stack_fiber) {
+WEFT__FIBER_INLINE void weft__fiber_destroy_stack(void *stack_fiber) {
     (void)stack_fiber;
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     if (stack_fiber)
         __tsan_destroy_fiber(stack_fiber);
 #endif
 }
 
-WEFT_FIBER_INLINE void weft__fiber_before_switch(weft__fiber *from, weft__fiber *to,
+WEFT__FIBER_INLINE void weft__fiber_before_switch(weft__fiber *from, weft__fiber *to,
                                                  bool from_is_exiting) {
     (void)from;
     (void)to;
     (void)from_is_exiting;
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     __sanitizer_start_switch_fiber(from_is_exiting ? NULL : &from->fake_stack, to->stack_bottom,
                                    to->stack_size);
 #endif
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
 }
 
-WEFT_FIBER_INLINE void weft__fiber_after_switch(weft__fiber *self) {
+WEFT__FIBER_INLINE void weft__fiber_after_switch(weft__fiber *self) {
     (void)self;
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     __sanitizer_finish_switch_fiber(self->fake_stack, NULL, NULL);
 #endif
 }
 
-#endif /* WEFT_SANITIZER_H */
+#endif /* WEFT__BASE_SANITIZER_H */

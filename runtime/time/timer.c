@@ -34,18 +34,18 @@
  * touch freed memory: the timer side is waited out (DONE) or revoked (CANCELLED) before
  * the task goes on, and the join side likewise (WAKE_DONE, task.c).
  */
-#include "timer.h"
+#include "time/timer.h"
 
-#include "worker.h"
+#include "sched/worker.h"
 
 #include <errno.h>
 #include <time.h>
 
 enum {
-    WEFT_TIMER_ARMED = 0,
-    WEFT_TIMER_FIRING = 1,
-    WEFT_TIMER_DONE = 2,
-    WEFT_TIMER_CANCELLED = 3,
+    WEFT__TIMER_ARMED = 0,
+    WEFT__TIMER_FIRING = 1,
+    WEFT__TIMER_DONE = 2,
+    WEFT__TIMER_CANCELLED = 3,
 };
 
 _Static_assert(offsetof(weft__timer, link) == 0, "pool objects start with their link");
@@ -59,7 +59,7 @@ WEFT_API uint64_t weft_now(void) {
 void weft__timers_init(weft__worker *w) {
     weft__timer_wheel_init(&w->wheel, weft_now());
     weft__pool_init(&w->timers, sizeof(weft__timer), NULL);
-    weft_atomic_store_relaxed(&w->timers_cancelled, 0);
+    weft__atomic_store_relaxed(&w->timers_cancelled, 0);
     w->timers_armed = 0;
 }
 
@@ -75,11 +75,11 @@ static weft__pool *caller_timer_pool(void) {
 /* Takes the timers other threads cancelled, unlinks and frees them. */
 static void collect_cancelled(weft__worker *w) {
     /* Acquire: pairs with the release CAS of weft__timer_revoke's push. */
-    AO_t head = weft_atomic_load_acquire(&w->timers_cancelled);
+    AO_t head = weft__atomic_load_acquire(&w->timers_cancelled);
     if (!head)
         return;
     while (head) {
-        AO_t seen = weft_atomic_cas_acquire(&w->timers_cancelled, head, 0);
+        AO_t seen = weft__atomic_cas_acquire(&w->timers_cancelled, head, 0);
         if (seen == head)
             break;
         head = seen;
@@ -98,7 +98,7 @@ static void collect_cancelled(weft__worker *w) {
 void weft__timers_run_due(weft__worker *w) {
     /* Acquire: pairs with destroy's release store. Once the workers are told to stop,
      * no timer fires any more (weft.h: none fires after destroy returns). */
-    if (weft_atomic_load_acquire(&w->runtime->stopping))
+    if (weft__atomic_load_acquire(&w->runtime->stopping))
         return;
     collect_cancelled(w);
     if (w->timers_armed == 0)
@@ -118,8 +118,8 @@ void weft__timers_run_due(weft__worker *w) {
         w->timers_armed--;
         WEFT__CHAOS_POINT(w->runtime->chaos_seed, "TIMER-T1");
         /* (TIMER-T1) Full: claims the timer against a cancelling task (same word). */
-        if (weft_atomic_cas_full(&tm->state, WEFT_TIMER_ARMED, WEFT_TIMER_FIRING) !=
-            WEFT_TIMER_ARMED)
+        if (weft__atomic_cas_full(&tm->state, WEFT__TIMER_ARMED, WEFT__TIMER_FIRING) !=
+            WEFT__TIMER_ARMED)
             continue;     /* cancelled: it is on our cancelled list, freed there */
         WEFT__CHAOS_POINT(w->runtime->chaos_seed, "TIMER-T2");
         if (tm->handle) { /* a timer handle: the callback runs after this loop */
@@ -134,7 +134,7 @@ void weft__timers_run_due(weft__worker *w) {
         WEFT__CHAOS_POINT(w->runtime->chaos_seed, "TIMER-T3");
         /* (TIMER-T3) Release: our last touch; pairs with the task's acquire wait for
          * DONE. */
-        weft_atomic_store_release(&tm->state, WEFT_TIMER_DONE);
+        weft__atomic_store_release(&tm->state, WEFT__TIMER_DONE);
     }
     /* One wake-up of an idle worker for the batch, after every last touch: a task
      * stolen at once never waits for DONE through this system call. */
@@ -166,7 +166,7 @@ static weft__timer *arm(weft__worker *w, weft_task *task, weft_timer *handle,
     /* Relaxed: the object is not shared yet; the wheel insert below is owner-only, and
      * other threads reach the object only through a later release (a task parking, a
      * handle's unlock). */
-    weft_atomic_store_relaxed(&tm->state, WEFT_TIMER_ARMED);
+    weft__atomic_store_relaxed(&tm->state, WEFT__TIMER_ARMED);
     tm->owner = w;
     tm->task = task;
     tm->handle = handle;
@@ -191,15 +191,15 @@ weft__timer *weft__timer_arm_handle(weft__worker *w, weft_timer *handle, uint64_
 
 bool weft__timer_fired(weft__timer *tm) {
     /* Acquire: pairs with the owner's CAS to FIRING. */
-    return weft_atomic_load_acquire(&tm->state) != WEFT_TIMER_ARMED;
+    return weft__atomic_load_acquire(&tm->state) != WEFT__TIMER_ARMED;
 }
 
 bool weft__timer_revoke(weft__timer *tm) {
     WEFT__CHAOS_POINT(tm->owner->runtime->chaos_seed, "TIMER-R1");
     /* (TIMER-R1) Full: pairs with the owner's CAS to FIRING (TIMER-T1); exactly one of
      * us wins. */
-    if (weft_atomic_cas_full(&tm->state, WEFT_TIMER_ARMED, WEFT_TIMER_CANCELLED) !=
-        WEFT_TIMER_ARMED)
+    if (weft__atomic_cas_full(&tm->state, WEFT__TIMER_ARMED, WEFT__TIMER_CANCELLED) !=
+        WEFT__TIMER_ARMED)
         return false;
     weft__worker *w = weft__worker_current();
     weft__worker *owner = tm->owner;
@@ -211,10 +211,10 @@ bool weft__timer_revoke(weft__timer *tm) {
     }
     /* Treiber push onto the owner's list. Release: the owner's acquire take-all sees the
      * object as we left it. After the CAS the object is the owner's: not touched again. */
-    AO_t head = weft_atomic_load_relaxed(&owner->timers_cancelled);
+    AO_t head = weft__atomic_load_relaxed(&owner->timers_cancelled);
     for (;;) {
         tm->link.next = (weft__link *)head;
-        AO_t seen = weft_atomic_cas_release(&owner->timers_cancelled, head, (AO_t)tm);
+        AO_t seen = weft__atomic_cas_release(&owner->timers_cancelled, head, (AO_t)tm);
         if (seen == head)
             return true;
         head = seen;
@@ -227,8 +227,8 @@ void weft__timer_release(weft__timer *tm) {
     /* Fired: wait out the owner's last touch (TIMER-T3; no system call before it), then
      * the object is ours to free. */
     unsigned rounds = 0;
-    while (weft_atomic_load_acquire(&tm->state) != WEFT_TIMER_DONE)
-        weft_spin_wait(&rounds);
+    while (weft__atomic_load_acquire(&tm->state) != WEFT__TIMER_DONE)
+        weft__spin_wait(&rounds);
     weft__pool_free(&tm->owner->timers, tm, caller_timer_pool());
 }
 
@@ -251,7 +251,7 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns) {
     if (!tm)
         return -ENOMEM;
     while (!weft__timer_fired(tm))
-        weft__worker_suspend_current(WEFT_SWITCH_PARK);
+        weft__worker_suspend_current(WEFT__SWITCH_PARK);
     weft__timer_release(tm);
     return 0;
 }

@@ -2,12 +2,12 @@
  * inject.c: the injection queue of inject.h. Everything but `length` is protected by
  * `lock`; `length` is written only under the lock and read without it.
  */
-#include "inject.h"
+#include "sched/inject.h"
 
 void weft__inject_init(weft__inject *q) {
     pthread_mutex_init(&q->lock, NULL);
     weft__fifo_init(&q->fifo);
-    weft_atomic_store_relaxed(&q->length, 0);
+    weft__atomic_store_relaxed(&q->length, 0);
 }
 
 void weft__inject_destroy(weft__inject *q) {
@@ -23,7 +23,7 @@ void weft__inject_push_batch_any(weft__inject *q, weft__link *first, weft__link 
     pthread_mutex_lock(&q->lock);
     weft__fifo_append(&q->fifo, first, last, count);
     /* Release: pairs with the acquire in weft__inject_length_any. */
-    weft_atomic_store_release(&q->length, q->fifo.count);
+    weft__atomic_store_release(&q->length, q->fifo.count);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -39,7 +39,7 @@ size_t weft__inject_pop_batch_any(weft__inject *q, size_t max, weft__fifo *out) 
         weft__fifo_push(out, l);
         taken++;
     }
-    weft_atomic_store_release(&q->length, q->fifo.count);
+    weft__atomic_store_release(&q->length, q->fifo.count);
     pthread_mutex_unlock(&q->lock);
     return taken;
 }

@@ -28,9 +28,9 @@
  * thread. Thread-local state (`this_worker`) is read through weft__worker_current, never
  * cached across a switch.
  */
-#include "worker.h"
+#include "sched/worker.h"
 
-#include "futex.h"
+#include "base/futex.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,12 +38,12 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define WEFT_FAIRNESS_INTERVAL 61
-#define WEFT_INJECT_BATCH_MAX  32
-#define WEFT_ID_BLOCK          1024
+#define WEFT__FAIRNESS_INTERVAL 61
+#define WEFT__INJECT_BATCH_MAX  32
+#define WEFT__ID_BLOCK          1024
 
 static _Thread_local weft__worker *this_worker;
-static weft_atomic_word next_task_id = 1;
+static weft__atomic_word next_task_id = 1;
 
 __attribute__((noinline)) weft__worker *weft__worker_current(void) {
     weft__worker *w = this_worker;
@@ -58,16 +58,16 @@ uint64_t weft__worker_next_id(weft__worker *w) {
         return w->next_id++;
     /* Relaxed: uniqueness needs only the RMW's atomicity. */
     if (!w)
-        return weft_atomic_fetch_add_relaxed(&next_task_id, 1);
-    w->next_id = weft_atomic_fetch_add_relaxed(&next_task_id, WEFT_ID_BLOCK);
-    w->id_limit = w->next_id + WEFT_ID_BLOCK;
+        return weft__atomic_fetch_add_relaxed(&next_task_id, 1);
+    w->next_id = weft__atomic_fetch_add_relaxed(&next_task_id, WEFT__ID_BLOCK);
+    w->id_limit = w->next_id + WEFT__ID_BLOCK;
     return w->next_id++;
 }
 
 void weft__worker_unpark(weft__worker *w) {
     /* Release: pairs with the parked worker's acquire load of wake_word; the work that
      * made us wake it is visible to it. */
-    weft_atomic_u32_store_release(&w->wake_word, 1);
+    weft__atomic_u32_store_release(&w->wake_word, 1);
     weft__futex_wake(&w->wake_word, 1);
 }
 
@@ -82,7 +82,7 @@ static void notify_one(weft_runtime *rt) {
  * injection queue in one batch (Tokio's overflow policy). Does not notify. */
 static void push_local_quiet(weft__worker *w, weft_task *t) {
     while (!weft__deque_push_owner(&w->deque, t)) {
-        void *batch[WEFT_DEQUE_CAPACITY / 2];
+        void *batch[WEFT__DEQUE_CAPACITY / 2];
         size_t half = weft__deque_capacity(&w->deque) / 2;
         size_t n = weft__deque_steal_batch_owner(&w->deque, batch, half);
         if (n == 0)
@@ -122,8 +122,8 @@ static weft_task *take_from_inject(weft__worker *w) {
     if (length == 0)
         return NULL;
     size_t want = length / rt->worker_count + 1;
-    if (want > WEFT_INJECT_BATCH_MAX)
-        want = WEFT_INJECT_BATCH_MAX;
+    if (want > WEFT__INJECT_BATCH_MAX)
+        want = WEFT__INJECT_BATCH_MAX;
     if (weft__chaos_on(&w->chaos)) /* chaos: any steal size up to the fair share */
         want = 1 + (size_t)weft__chaos_below(&w->chaos, want);
     weft__fifo got;
@@ -147,7 +147,7 @@ static weft_task *pop_yielded(weft__worker *w) {
 
 static weft_task *next_local(weft__worker *w) {
     weft_task *t;
-    if (++w->tick % WEFT_FAIRNESS_INTERVAL == 0) {
+    if (++w->tick % WEFT__FAIRNESS_INTERVAL == 0) {
         if ((t = take_from_inject(w)) || (t = pop_yielded(w)))
             return t;
     }
@@ -183,12 +183,12 @@ static weft_task *steal(weft__worker *w) {
                 continue;
             void *item;
             weft__steal_result r = weft__deque_steal_any(&victim->deque, &item);
-            if (r == WEFT_STEAL_SUCCESS) {
+            if (r == WEFT__STEAL_SUCCESS) {
                 /* Relaxed: a statistic only we write. */
-                weft_atomic_store_relaxed(&w->steals, weft_atomic_load_relaxed(&w->steals) + 1);
+                weft__atomic_store_relaxed(&w->steals, weft__atomic_load_relaxed(&w->steals) + 1);
                 return item;
             }
-            if (r == WEFT_STEAL_RETRY)
+            if (r == WEFT__STEAL_RETRY)
                 contended = true;
         }
         weft_task *t = take_from_inject(w);
@@ -215,17 +215,17 @@ static bool work_visible(weft_runtime *rt) {
  * to 160 ms on the 2-core VM, 2026-11-25, five interleaved runs each). While it searches, spawns
  * wake nobody (N3). Bounded, and only by a worker that was just busy: an idle runtime still burns
  * no CPU. */
-#ifndef WEFT_SEARCH_SPIN_NS
-#define WEFT_SEARCH_SPIN_NS 20000
+#ifndef WEFT__SEARCH_SPIN_NS
+#define WEFT__SEARCH_SPIN_NS 20000
 #endif
 
 static weft_task *search_a_while(weft__worker *w) {
     weft_runtime *rt = w->runtime;
-    uint64_t until = weft_now() + WEFT_SEARCH_SPIN_NS;
+    uint64_t until = weft_now() + WEFT__SEARCH_SPIN_NS;
     do {
         for (int i = 0; i < 32; i++)
-            weft_cpu_relax();
-        if (weft_atomic_load_acquire(&rt->stopping) || weft__timers_due(w))
+            weft__cpu_relax();
+        if (weft__atomic_load_acquire(&rt->stopping) || weft__timers_due(w))
             return NULL; /* the loop has something else to do first */
         if (work_visible(rt)) {
             weft_task *t = steal(w);
@@ -253,8 +253,8 @@ static void park(weft__worker *w) {
     /* (P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
      * stopping pairs with the release store in weft_runtime_destroy. Sleeps no later
      * than this worker's earliest timer: a parked worker fires its timers on time. */
-    while (weft_atomic_u32_load_acquire(&w->wake_word) == 0) {
-        if (weft_atomic_load_acquire(&rt->stopping))
+    while (weft__atomic_u32_load_acquire(&w->wake_word) == 0) {
+        if (weft__atomic_load_acquire(&rt->stopping))
             return;
         uint64_t deadline = weft__timers_next_deadline(w);
         if (deadline != UINT64_MAX && weft_now() >= deadline) {
@@ -264,7 +264,7 @@ static void park(weft__worker *w) {
         }
         weft__futex_wait_until(&w->wake_word, 0, deadline);
     }
-    weft_atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
+    weft__atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
     w->searching = true;                             /* the claimer counted us as a searcher (N3) */
 }
 
@@ -303,21 +303,21 @@ static void finish(weft__worker *w, weft_task *t) {
         weft__runtime_foreign_leave(joiner_runtime);
 }
 
-/* The task's function, in a frame that returns (see WEFT_NO_SANITIZER_FRAME). */
+/* The task's function, in a frame that returns (see WEFT__NO_SANITIZER_FRAME). */
 __attribute__((noinline)) static void run_function(weft_task *t) {
     t->result = t->fn(t->arg);
 }
 
 /* The last switch of a task: never returns. */
-WEFT_NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void exit_current(void) {
+WEFT__NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void exit_current(void) {
     weft__worker *w = weft__worker_current();
     weft_task *t = w->current;
     weft__fiber_before_switch(&t->fiber, &w->scheduler_fiber, true);
-    weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)WEFT_SWITCH_EXIT);
+    weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)WEFT__SWITCH_EXIT);
     __builtin_unreachable();
 }
 
-WEFT_NO_SANITIZER_FRAME static void task_entry(void *value) {
+WEFT__NO_SANITIZER_FRAME static void task_entry(void *value) {
     weft_task *t = value;
     weft__fiber_after_switch(&t->fiber);
     run_function(t);
@@ -331,7 +331,7 @@ static bool start(weft__worker *w, weft_task *t) {
     if (!s) {
         /* Full: the bit is clear (it is set only here, once), so adding sets it; the
          * barrier orders it before COMPLETE, which the joiner reads with acquire. */
-        weft_atomic_fetch_add_full(&t->state, WEFT_TASK_START_FAILED);
+        weft__atomic_fetch_add_full(&t->state, WEFT__TASK_START_FAILED);
         finish(w, t);
         return false;
     }
@@ -356,16 +356,16 @@ static void run(weft__worker *w, weft_task *t) {
     if (!weft__stack_canary_intact(t->stack))
         weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
     switch ((weft__switch_reason)(uintptr_t)reason) {
-    case WEFT_SWITCH_PARK:
+    case WEFT__SWITCH_PARK:
         WEFT__CHAOS_POINT(w->runtime->chaos_seed, "WAKE-P0");
         if (!weft__task_finish_park(t)) {
             push_local_quiet(w, t); /* woken already: runs next (LIFO) */
         }
         break;
-    case WEFT_SWITCH_YIELD:
+    case WEFT__SWITCH_YIELD:
         weft__fifo_push(&w->yield_queue, &t->link);
         break;
-    case WEFT_SWITCH_EXIT:
+    case WEFT__SWITCH_EXIT:
         finish(w, t);
         break;
     }
@@ -436,7 +436,7 @@ bool weft__worker_join_inline(weft_task *t) {
     t->fiber = self->fiber;
     w->current = t;
     /* A statistic, owner-written: relaxed. */
-    weft_atomic_store_relaxed(&w->joins_inline, weft_atomic_load_relaxed(&w->joins_inline) + 1);
+    weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
     run_inline(t);
     /* (I4) t's function returned, perhaps on another worker if it parked. We are self
      * again; complete t as finish() would, minus the stack, which is ours. */
@@ -452,7 +452,7 @@ bool weft__worker_join_inline(weft_task *t) {
 void weft__worker_chaos_yield(void) {
     weft__worker *w = weft__worker_current();
     if (w && w->current && weft__chaos_one_in(&w->chaos, 8))
-        weft__worker_suspend_current(WEFT_SWITCH_YIELD);
+        weft__worker_suspend_current(WEFT__SWITCH_YIELD);
 }
 
 void weft__worker_suspend_current(weft__switch_reason reason) {
@@ -476,7 +476,7 @@ void weft__context_entry_returned(void) {
 static void init_scheduler_fiber(weft__worker *w) {
     void *bottom = NULL;
     size_t size = 0;
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &bottom, &size);
@@ -517,7 +517,7 @@ void *weft__worker_main(void *arg) {
             continue;
         }
         /* Acquire: pairs with weft_runtime_destroy's release store. */
-        if (weft_atomic_load_acquire(&rt->stopping))
+        if (weft__atomic_load_acquire(&rt->stopping))
             break;
         park(w);
     }

@@ -3,12 +3,12 @@
  * (timer_wheel.h) and a pool of timer objects. The protocol between a timer's owner
  * and the task it wakes, and cross-worker cancellation, are in timer.c.
  */
-#ifndef WEFT_TIMER_H
-#define WEFT_TIMER_H
+#ifndef WEFT__TIME_TIMER_H
+#define WEFT__TIME_TIMER_H
 
-#include "atomic.h"
-#include "list.h"
-#include "timer_wheel.h"
+#include "base/atomic.h"
+#include "base/list.h"
+#include "time/timer_wheel.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,7 +22,7 @@ typedef struct weft__worker weft__worker;
 typedef struct weft__timer {
     weft__link link;         /* pool link; the owner's cancelled list while posted */
     weft__timer_entry entry; /* owner only */
-    weft_atomic_word state;  /* WEFT_TIMER_*; see timer.c */
+    weft__atomic_word state;  /* WEFT_TIMER_*; see timer.c */
     weft__worker *owner;     /* whose wheel; immutable while armed */
     weft_task *task;         /* woken at the deadline, or NULL for a handle's arming */
     weft_timer *handle;      /* whose callback runs at the deadline, or NULL */
@@ -62,4 +62,4 @@ void weft__timer_handle_fire(weft__worker *w, weft__timer *tm);
 /* At runtime destruction: frees the handles the application did not destroy. */
 void weft__timer_handles_destroy_all(weft_runtime *rt);
 
-#endif /* WEFT_TIMER_H */
+#endif /* WEFT__TIME_TIMER_H */

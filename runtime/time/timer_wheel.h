@@ -18,8 +18,8 @@
  * pop it first); a zero-filled entry is idle, so `= {0}` is as good as
  * weft__timer_entry_init().
  */
-#ifndef WEFT_RUNTIME_TIMER_WHEEL_H
-#define WEFT_RUNTIME_TIMER_WHEEL_H
+#ifndef WEFT__TIME_TIMER_WHEEL_H
+#define WEFT__TIME_TIMER_WHEEL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,8 +28,8 @@
 /* The wheel's resolution: 1024 ns. A power of two so that ns -> tick is a
  * shift; about 1 us so that sleeps are exact to well under the ~50 us timer
  * slack a parked Linux thread gets anyway (see timer_wheel.c). */
-#define WEFT_TIMER_TICK_SHIFT 10
-#define WEFT_TIMER_TICK_NS    (UINT64_C(1) << WEFT_TIMER_TICK_SHIFT)
+#define WEFT__TIMER_TICK_SHIFT 10
+#define WEFT__TIMER_TICK_NS    (UINT64_C(1) << WEFT__TIMER_TICK_SHIFT)
 
 /* 9 levels of 64 slots: 10 + 9 * 6 = 64 bits, the whole uint64_t range. */
 #define WEFT__TIMER_SLOT_BITS 6
@@ -37,7 +37,7 @@
 #define WEFT__TIMER_LEVELS    9
 
 _Static_assert(WEFT__TIMER_SLOTS == 64, "one uint64_t occupancy bitmap per level");
-_Static_assert(WEFT_TIMER_TICK_SHIFT + WEFT__TIMER_LEVELS * WEFT__TIMER_SLOT_BITS == 64,
+_Static_assert(WEFT__TIMER_TICK_SHIFT + WEFT__TIMER_LEVELS * WEFT__TIMER_SLOT_BITS == 64,
                "the levels must cover exactly the 64-bit nanosecond range");
 
 /* A node of a circular doubly-linked list with a sentinel head. Private. */
@@ -171,4 +171,4 @@ bool weft__timer_list_empty(const weft__timer_list *l);
  * empty. */
 weft__timer_entry *weft__timer_list_pop(weft__timer_list *l);
 
-#endif /* WEFT_RUNTIME_TIMER_WHEEL_H */
+#endif /* WEFT__TIME_TIMER_WHEEL_H */

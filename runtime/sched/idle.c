@@ -41,7 +41,7 @@
  * - A condition variable per runtime: wakes an arbitrary worker (not a chosen one) and
  *   takes a shared lock on every sleep and wake.
  */
-#include "park.h"
+#include "sched/idle.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -61,7 +61,7 @@ int weft__idle_init(weft__idle *idle, unsigned worker_count) {
     idle->sleeper_count = 0;
     idle->worker_count = worker_count;
     /* Every worker starts unparked and not searching. */
-    weft_atomic_store_relaxed(&idle->state, UNPARKED_ONE * worker_count);
+    weft__atomic_store_relaxed(&idle->state, UNPARKED_ONE * worker_count);
     return 0;
 }
 
@@ -73,18 +73,18 @@ void weft__idle_destroy(weft__idle *idle) {
 
 bool weft__idle_begin_searching(weft__idle *idle) {
     /* Relaxed: a heuristic cap; the RMW below is what the protocol relies on. */
-    AO_t s = weft_atomic_load_relaxed(&idle->state);
+    AO_t s = weft__atomic_load_relaxed(&idle->state);
     if (2 * SEARCHING(s) >= idle->worker_count)
         return false;
     /* Full: a searcher must be counted before it looks at the queues, so that a
      * submitter's N2 that misses the work's claimer sees it. */
-    weft_atomic_fetch_add_full(&idle->state, SEARCHING_ONE);
+    weft__atomic_fetch_add_full(&idle->state, SEARCHING_ONE);
     return true;
 }
 
 bool weft__idle_end_searching(weft__idle *idle) {
     /* Full: pairs with N2, as P1 does. */
-    AO_t prev = weft_atomic_fetch_add_full(&idle->state, (AO_t)0 - SEARCHING_ONE);
+    AO_t prev = weft__atomic_fetch_add_full(&idle->state, (AO_t)0 - SEARCHING_ONE);
     return SEARCHING(prev) == 1;
 }
 
@@ -93,7 +93,7 @@ void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
     /* (P1) Full: pairs with N2; the re-check (P2) that follows reads the queues after
      * this barrier. */
     AO_t dec = UNPARKED_ONE + (searching ? SEARCHING_ONE : 0);
-    weft_atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
+    weft__atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
     idle->sleepers[idle->sleeper_count++] = index;
     pthread_mutex_unlock(&idle->lock);
 }
@@ -103,20 +103,20 @@ int weft__idle_claim_sleeper(weft__idle *idle) {
      * it. The fence is on a private word (atomic.h): a full-barrier RMW of `state`
      * itself, as a first version did, bounced its cache line between workers on every
      * spawn and took a quarter of fib's time on 2 workers. */
-    weft_atomic_fence_full();
-    AO_t s = weft_atomic_load_acquire(&idle->state);
+    weft__atomic_fence_full();
+    AO_t s = weft__atomic_load_acquire(&idle->state);
     if (SEARCHING(s) != 0 || UNPARKED(s) >= idle->worker_count)
         return -1;
     pthread_mutex_lock(&idle->lock);
     /* Re-check under the lock: another submitter may have claimed the sleeper we saw.
      * Relaxed: the lock orders this against other claimers and parkers. */
-    s = weft_atomic_load_relaxed(&idle->state);
+    s = weft__atomic_load_relaxed(&idle->state);
     int index = -1;
     if (SEARCHING(s) == 0 && idle->sleeper_count > 0) {
         index = (int)idle->sleepers[--idle->sleeper_count];
         /* (N3) Full: the claimed worker is counted as unparked and searching before it
          * is woken, so no second submitter wakes another for the same work. */
-        weft_atomic_fetch_add_full(&idle->state, UNPARKED_ONE + SEARCHING_ONE);
+        weft__atomic_fetch_add_full(&idle->state, UNPARKED_ONE + SEARCHING_ONE);
     }
     pthread_mutex_unlock(&idle->lock);
     return index;
@@ -129,7 +129,7 @@ bool weft__idle_unpark_self(weft__idle *idle, unsigned index) {
         if (idle->sleepers[i] == index) {
             idle->sleepers[i] = idle->sleepers[--idle->sleeper_count];
             /* Full: as N3, the count changes before we look at any queue. */
-            weft_atomic_fetch_add_full(&idle->state, UNPARKED_ONE);
+            weft__atomic_fetch_add_full(&idle->state, UNPARKED_ONE);
             found = true;
             break;
         }

@@ -6,8 +6,8 @@
  * nothing behind. Hot paths never come here: tasks and stacks come from pools that call
  * these only when they grow or are torn down.
  */
-#ifndef WEFT_MEMORY_H
-#define WEFT_MEMORY_H
+#ifndef WEFT__BASE_MEMORY_H
+#define WEFT__BASE_MEMORY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,4 +20,4 @@ void weft__free(void *p, size_t size);
 void weft__account_stack_bytes(int64_t delta);
 void weft__account_runtimes(int64_t delta);
 
-#endif /* WEFT_MEMORY_H */
+#endif /* WEFT__BASE_MEMORY_H */

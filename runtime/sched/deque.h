@@ -7,10 +7,10 @@
  *
  * Suffixes say who may call: _owner only the owning thread, _any any thread.
  */
-#ifndef WEFT_DEQUE_H
-#define WEFT_DEQUE_H
+#ifndef WEFT__SCHED_DEQUE_H
+#define WEFT__SCHED_DEQUE_H
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,19 +18,19 @@
 typedef struct weft__deque {
     /* Next index thieves take. Advanced only by CAS (thieves, and the owner when it
      * takes the last element or hands a batch to the injection queue). */
-    _Alignas(64) weft_atomic_word top;
-    char pad_top[64 - sizeof(weft_atomic_word)];
+    _Alignas(64) weft__atomic_word top;
+    char pad_top[64 - sizeof(weft__atomic_word)];
     /* One past the newest element. Written only by the owner; read by thieves. */
-    weft_atomic_word bottom;
+    weft__atomic_word bottom;
     size_t mask;             /* capacity - 1; capacity is a power of two; immutable */
-    weft_atomic_word *slots; /* the ring: slot i holds element i & mask; immutable pointer */
-    char pad_bottom[64 - sizeof(weft_atomic_word) - sizeof(size_t) - sizeof(void *)];
+    weft__atomic_word *slots; /* the ring: slot i holds element i & mask; immutable pointer */
+    char pad_bottom[64 - sizeof(weft__atomic_word) - sizeof(size_t) - sizeof(void *)];
 } weft__deque;
 
 typedef enum weft__steal_result {
-    WEFT_STEAL_SUCCESS,
-    WEFT_STEAL_EMPTY,
-    WEFT_STEAL_RETRY, /* lost a race with the owner or another thief; it may have work */
+    WEFT__STEAL_SUCCESS,
+    WEFT__STEAL_EMPTY,
+    WEFT__STEAL_RETRY, /* lost a race with the owner or another thief; it may have work */
 } weft__steal_result;
 
 /* capacity: a power of two >= 2. Returns 0 or -ENOMEM / -EINVAL. */
@@ -55,4 +55,4 @@ size_t weft__deque_size_any(weft__deque *d);
 
 size_t weft__deque_capacity(const weft__deque *d);
 
-#endif /* WEFT_DEQUE_H */
+#endif /* WEFT__SCHED_DEQUE_H */

@@ -39,8 +39,8 @@
  * no trace of them. Compiled in, a point with chaos off is one load and one predictable
  * branch.
  */
-#ifndef WEFT_CHAOS_H
-#define WEFT_CHAOS_H
+#ifndef WEFT__BASE_CHAOS_H
+#define WEFT__BASE_CHAOS_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -94,7 +94,7 @@ void weft__chaos_delay(weft__chaos *c);
  * no lock. */
 void weft__chaos_point(uint64_t seed, const char *label);
 
-#if defined(WEFT_CHAOS_POINTS)
+#if defined(WEFT__CHAOS_POINTS)
 /* `seed_expression` is evaluated only in builds with chaos points (usually
  * rt->chaos_seed). */
 #define WEFT__CHAOS_POINT(seed_expression, label)                                                  \
@@ -107,4 +107,4 @@ void weft__chaos_point(uint64_t seed, const char *label);
 #define WEFT__CHAOS_POINT(seed_expression, label) ((void)0)
 #endif
 
-#endif /* WEFT_CHAOS_H */
+#endif /* WEFT__BASE_CHAOS_H */

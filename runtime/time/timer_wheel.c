@@ -109,7 +109,7 @@
  *   after a deadline even with time paused.
  * - Linux's non-cascading levels: imprecise by design, see above.
  */
-#include "timer_wheel.h"
+#include "time/timer_wheel.h"
 
 #include <errno.h>
 
@@ -119,7 +119,7 @@ enum {
     ENTRY_EXPIRED,
 };
 
-#define TICK_MASK (WEFT_TIMER_TICK_NS - 1)
+#define TICK_MASK (WEFT__TIMER_TICK_NS - 1)
 #define SLOT_MASK ((uint64_t)WEFT__TIMER_SLOTS - 1)
 /* The level that level_for() returns for tick 2^54: the `beyond` list. */
 #define LEVEL_BEYOND WEFT__TIMER_LEVELS
@@ -158,7 +158,7 @@ static weft__timer_entry *entry_of(weft__timer_link *link) {
 /* ceil(d / tick), written so that it cannot overflow near UINT64_MAX.
  * Ranges over [0, 2^54]. */
 static uint64_t expiry_tick(uint64_t deadline_ns) {
-    return (deadline_ns >> WEFT_TIMER_TICK_SHIFT) + ((deadline_ns & TICK_MASK) != 0);
+    return (deadline_ns >> WEFT__TIMER_TICK_SHIFT) + ((deadline_ns & TICK_MASK) != 0);
 }
 
 /* I2: the highest base-64 digit in which t and now differ; t != now. */
@@ -243,7 +243,7 @@ static size_t process_slot(weft__timer_wheel *w, unsigned level, unsigned slot,
 }
 
 void weft__timer_wheel_init(weft__timer_wheel *w, uint64_t now_ns) {
-    w->now_tick = now_ns >> WEFT_TIMER_TICK_SHIFT;
+    w->now_tick = now_ns >> WEFT__TIMER_TICK_SHIFT;
     link_init(&w->beyond);
     for (unsigned l = 0; l < WEFT__TIMER_LEVELS; l++) {
         w->occupied[l] = 0;
@@ -298,11 +298,11 @@ uint64_t weft__timer_wheel_next_deadline(const weft__timer_wheel *w) {
         return UINT64_MAX;
     }
     /* A start is below 2^54 ticks, so the shift cannot overflow. */
-    return slot_start(w->now_tick, level, slot) << WEFT_TIMER_TICK_SHIFT;
+    return slot_start(w->now_tick, level, slot) << WEFT__TIMER_TICK_SHIFT;
 }
 
 size_t weft__timer_wheel_advance(weft__timer_wheel *w, uint64_t now_ns, weft__timer_list *expired) {
-    uint64_t target = now_ns >> WEFT_TIMER_TICK_SHIFT;
+    uint64_t target = now_ns >> WEFT__TIMER_TICK_SHIFT;
     unsigned level, slot;
     size_t n = 0;
 
@@ -373,7 +373,7 @@ const char *weft__timer_wheel_check(const weft__timer_wheel *w, size_t *armed) {
     size_t count = 0;
     const char *err;
 
-    if (w->now_tick >> (64 - WEFT_TIMER_TICK_SHIFT) != 0) {
+    if (w->now_tick >> (64 - WEFT__TIMER_TICK_SHIFT) != 0) {
         return "now_tick is beyond the range of uint64_t nanoseconds";
     }
     for (unsigned l = 0; l < WEFT__TIMER_LEVELS; l++) {

@@ -4,7 +4,7 @@
  * and switching.
  *
  * Park / wake (a wake that races with parking is never lost). A task blocks in two
- * halves: it switches to its worker with WEFT_SWITCH_PARK, and the worker, once the
+ * halves: it switches to its worker with WEFT__SWITCH_PARK, and the worker, once the
  * task's registers are saved, finishes the park. The waker and the parker meet on the
  * state word, and every transition is a full-barrier CAS:
  *
@@ -85,10 +85,10 @@
  * runtime is destroyed (type-stable memory), and a reused object's state word is
  * reinitialised with an atomic store.
  */
-#include "task.h"
+#include "sched/task.h"
 
-#include "chaos.h"
-#include "futex.h"
+#include "base/chaos.h"
+#include "base/futex.h"
 
 #include <errno.h>
 #include <string.h>
@@ -101,8 +101,8 @@ weft_task *weft__task_alloc(weft__pool *p) {
     }
     t->home = p;
     /* Atomic stores: the object's memory is type-stable (see the top of the file). */
-    weft_atomic_store_relaxed(&t->state, 0);
-    weft_atomic_store_relaxed(&t->joiner, 0);
+    weft__atomic_store_relaxed(&t->state, 0);
+    weft__atomic_store_relaxed(&t->joiner, 0);
     t->stack = NULL;
     t->context = NULL;
     t->result = NULL;
@@ -115,34 +115,34 @@ void weft__task_free(weft_task *t, weft__pool *caller_pool) {
 }
 
 bool weft__task_wake(weft_task *t) {
-    AO_t s = weft_atomic_load_relaxed(&t->state); /* a first guess for the CAS */
+    AO_t s = weft__atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
         AO_t next;
-        if (s & WEFT_TASK_PARKED)
-            next = s & ~(AO_t)WEFT_TASK_PARKED; /* (WAKE-W1) */
-        else if (s & WEFT_TASK_NOTIFIED)
+        if (s & WEFT__TASK_PARKED)
+            next = s & ~(AO_t)WEFT__TASK_PARKED; /* (WAKE-W1) */
+        else if (s & WEFT__TASK_NOTIFIED)
             return false; /* a wake is already pending */
         else
-            next = s | WEFT_TASK_NOTIFIED; /* (WAKE-W2) */
+            next = s | WEFT__TASK_NOTIFIED; /* (WAKE-W2) */
         /* Full: orders what the waker published before the wake (release) and pairs
          * with the parker's CAS (WAKE-P1/P2) on the same word. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, next);
+        AO_t seen = weft__atomic_cas_full(&t->state, s, next);
         if (seen == s)
-            return (s & WEFT_TASK_PARKED) != 0;
+            return (s & WEFT__TASK_PARKED) != 0;
         s = seen;
     }
 }
 
 bool weft__task_finish_park(weft_task *t) {
-    AO_t s = weft_atomic_load_relaxed(&t->state);
+    AO_t s = weft__atomic_load_relaxed(&t->state);
     for (;;) {
-        AO_t next = (s & WEFT_TASK_NOTIFIED) ? (s & ~(AO_t)WEFT_TASK_NOTIFIED) /* (WAKE-P1) */
-                                             : (s | WEFT_TASK_PARKED);         /* (WAKE-P2) */
+        AO_t next = (s & WEFT__TASK_NOTIFIED) ? (s & ~(AO_t)WEFT__TASK_NOTIFIED) /* (WAKE-P1) */
+                                             : (s | WEFT__TASK_PARKED);         /* (WAKE-P2) */
         /* Full: pairs with the waker's CAS; on WAKE-P1 its acquire half makes what the
          * waker published visible to the task we run again. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, next);
+        AO_t seen = weft__atomic_cas_full(&t->state, s, next);
         if (seen == s)
-            return (s & WEFT_TASK_NOTIFIED) == 0;
+            return (s & WEFT__TASK_NOTIFIED) == 0;
         s = seen;
     }
 }
@@ -151,33 +151,33 @@ weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
                                   void (*schedule_quiet)(weft_task *joiner), uint64_t chaos) {
     (void)chaos; /* unused in a build without chaos points */
     /* (JOIN-C1) Relaxed: a first guess for the CAS, which reads the word again. */
-    AO_t s = weft_atomic_load_relaxed(&t->state);
+    AO_t s = weft__atomic_load_relaxed(&t->state);
     for (;;) {
         WEFT__CHAOS_POINT(chaos, "JOIN-C1");
-        bool waiting = (s & WEFT_TASK_JOIN_WAITING) != 0;
-        AO_t next = s | WEFT_TASK_COMPLETE | (waiting ? 0 : WEFT_TASK_WAKE_DONE);
+        bool waiting = (s & WEFT__TASK_JOIN_WAITING) != 0;
+        AO_t next = s | WEFT__TASK_COMPLETE | (waiting ? 0 : WEFT__TASK_WAKE_DONE);
         /* (JOIN-C2) Full: release publishes `result`; acquire pairs with JOIN-J3's
          * release, so `joiner` below is the registration this state announced. */
-        AO_t seen = weft_atomic_cas_full(&t->state, s, next);
+        AO_t seen = weft__atomic_cas_full(&t->state, s, next);
         if (seen == s)
             break;
         s = seen;
     }
     WEFT__CHAOS_POINT(chaos, "JOIN-C2");
-    if (!(s & WEFT_TASK_JOIN_WAITING)) {
-        if (s & WEFT_TASK_RELEASED) /* detached: the last reference is ours */
+    if (!(s & WEFT__TASK_JOIN_WAITING)) {
+        if (s & WEFT__TASK_RELEASED) /* detached: the last reference is ours */
             weft__task_free(t, caller_pool);
         return NULL;
     }
     /* (JOIN-C3) Relaxed: ordered after JOIN-J3 by C2's acquire, and stable since C2 set
      * COMPLETE (no withdraw, no new registration can follow it). */
-    AO_t joiner = weft_atomic_load_relaxed(&t->joiner);
+    AO_t joiner = weft__atomic_load_relaxed(&t->joiner);
     weft_runtime *scheduled = NULL;
     weft__foreign_waiter *waiter = NULL;
     if (joiner & 1) { /* a thread that is not a worker */
         waiter = (weft__foreign_waiter *)(joiner & ~(AO_t)1);
         /* Release: pairs with the foreign joiner's acquire load of `done`. */
-        weft_atomic_u32_store_release(&waiter->done, 1);
+        weft__atomic_u32_store_release(&waiter->done, 1);
     } else { /* a task */
         weft_task *j = (weft_task *)joiner;
         if (weft__task_wake(j)) {
@@ -189,7 +189,7 @@ weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
     /* (JOIN-C4) Full: our last touch of t (and of the joiner's object); pairs with J5's
      * acquire. It comes before any system call, so that J5 waits for a few
      * instructions only: the caller wakes an idle worker after we return. */
-    weft_atomic_fetch_add_full(&t->state, WEFT_TASK_WAKE_DONE);
+    weft__atomic_fetch_add_full(&t->state, WEFT__TASK_WAKE_DONE);
     /* The foreign joiner may have returned by now and its stack frame (the futex
      * word) gone: a FUTEX_WAKE names an address and touches no memory, and at worst
      * it wakes whatever waits there next, which every futex wait in weft (and in
@@ -200,12 +200,12 @@ weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
 }
 
 void weft__task_complete_inline(weft_task *t) {
-    AO_t s = weft_atomic_load_relaxed(&t->state);
+    AO_t s = weft__atomic_load_relaxed(&t->state);
     for (;;) {
         /* (JOIN-C2 for an inline join) The joiner registered by J2/J3 is the caller,
          * running: no wake-up to deliver, so WAKE_DONE goes with COMPLETE. Full: as C2. */
         AO_t seen =
-            weft_atomic_cas_full(&t->state, s, s | WEFT_TASK_COMPLETE | WEFT_TASK_WAKE_DONE);
+            weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_COMPLETE | WEFT__TASK_WAKE_DONE);
         if (seen == s)
             return;
         s = seen;
@@ -216,9 +216,9 @@ AO_t weft__task_await_wake_done(weft_task *t) {
     unsigned rounds = 0;
     for (;;) {
         /* (JOIN-J5) Acquire: pairs with JOIN-C2 (result) and JOIN-C4. */
-        AO_t s = weft_atomic_load_acquire(&t->state);
-        if (s & WEFT_TASK_WAKE_DONE)
+        AO_t s = weft__atomic_load_acquire(&t->state);
+        if (s & WEFT__TASK_WAKE_DONE)
             return s;
-        weft_spin_wait(&rounds);
+        weft__spin_wait(&rounds);
     }
 }

@@ -8,11 +8,11 @@
  * tasks at once), and workers read `length` without the lock to skip it when empty,
  * so the mutex is neither contended nor on the fast path. Tokio made the same choice.
  */
-#ifndef WEFT_INJECT_H
-#define WEFT_INJECT_H
+#ifndef WEFT__SCHED_INJECT_H
+#define WEFT__SCHED_INJECT_H
 
-#include "atomic.h"
-#include "list.h"
+#include "base/atomic.h"
+#include "base/list.h"
 
 #include <pthread.h>
 
@@ -20,7 +20,7 @@ typedef struct weft__inject {
     pthread_mutex_t lock;
     weft__fifo fifo; /* under lock */
     /* fifo.count, mirrored for lock-free emptiness checks. Written under lock. */
-    weft_atomic_word length;
+    weft__atomic_word length;
 } weft__inject;
 
 void weft__inject_init(weft__inject *q);
@@ -40,7 +40,7 @@ static inline size_t weft__inject_length_any(weft__inject *q) {
     /* Acquire: if we see a non-zero length, taking the lock will find the links (the
      * lock orders the rest); a stale zero is re-checked by the parking protocol
      * (park.c), which reads it after a full barrier. */
-    return (size_t)weft_atomic_load_acquire(&q->length);
+    return (size_t)weft__atomic_load_acquire(&q->length);
 }
 
-#endif /* WEFT_INJECT_H */
+#endif /* WEFT__SCHED_INJECT_H */

@@ -38,7 +38,7 @@
  * - Double-word CAS on (top, tag): invisible to TSan, and unneeded since top never
  *   wraps in practice (2^64 steals).
  */
-#include "deque.h"
+#include "sched/deque.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -51,8 +51,8 @@ int weft__deque_init(weft__deque *d, size_t capacity) {
     if (!d->slots)
         return -ENOMEM;
     d->mask = capacity - 1;
-    weft_atomic_store_relaxed(&d->top, 0);
-    weft_atomic_store_relaxed(&d->bottom, 0);
+    weft__atomic_store_relaxed(&d->top, 0);
+    weft__atomic_store_relaxed(&d->bottom, 0);
     return 0;
 }
 
@@ -66,82 +66,82 @@ size_t weft__deque_capacity(const weft__deque *d) {
 }
 
 bool weft__deque_push_owner(weft__deque *d, void *item) {
-    AO_t b = weft_atomic_load_relaxed(&d->bottom); /* only we write it */
+    AO_t b = weft__atomic_load_relaxed(&d->bottom); /* only we write it */
     /* Acquire: pairs with the CAS that advanced top, so the thief's read of the slot we
      * are about to reuse happened before our write. */
-    AO_t t = weft_atomic_load_acquire(&d->top);
+    AO_t t = weft__atomic_load_acquire(&d->top);
     if (b - t > d->mask)
         return false;
     /* Relaxed: published by the release store of bottom below. */
-    weft_atomic_store_relaxed(&d->slots[b & d->mask], (AO_t)item);
+    weft__atomic_store_relaxed(&d->slots[b & d->mask], (AO_t)item);
     /* Release: a thief that reads the new bottom (acquire) sees the slot's content. */
-    weft_atomic_store_release(&d->bottom, b + 1);
+    weft__atomic_store_release(&d->bottom, b + 1);
     return true;
 }
 
 void *weft__deque_pop_owner(weft__deque *d) {
-    AO_t b = weft_atomic_load_relaxed(&d->bottom);
+    AO_t b = weft__atomic_load_relaxed(&d->bottom);
     /* Fast path for the common empty case, without the RMW: top <= bottom, top only
      * grows and only we add elements, so top == bottom means empty now and until we
      * push. Relaxed is enough: a stale (smaller) top only sends us down the slow path. */
-    if (weft_atomic_load_relaxed(&d->top) == b)
+    if (weft__atomic_load_relaxed(&d->top) == b)
         return NULL;
     /* (T1) Full-barrier RMW: bottom := b - 1 becomes visible before we read top (T2).
      * Pairs with the thieves' (S1) RMW on top. */
-    b = weft_atomic_fetch_add_full(&d->bottom, (AO_t)-1) - 1;
+    b = weft__atomic_fetch_add_full(&d->bottom, (AO_t)-1) - 1;
     /* (T2) Acquire: pairs with thieves' CAS of top, so the element they took is
      * theirs. */
-    AO_t t = weft_atomic_load_acquire(&d->top);
+    AO_t t = weft__atomic_load_acquire(&d->top);
     if ((intptr_t)(b - t) < 0) {
         /* Empty: thieves took everything. Restore bottom = top. Relaxed: no slot is
          * published by this store. */
-        weft_atomic_store_relaxed(&d->bottom, b + 1);
+        weft__atomic_store_relaxed(&d->bottom, b + 1);
         return NULL;
     }
-    void *item = (void *)weft_atomic_load_relaxed(&d->slots[b & d->mask]);
+    void *item = (void *)weft__atomic_load_relaxed(&d->slots[b & d->mask]);
     if (b != t)
         return item; /* more than one element: no thief can reach index b */
     /* The last element: race the thieves for it with the same CAS they use. Full
      * barrier, as theirs. */
-    bool won = weft_atomic_cas_full(&d->top, t, t + 1) == t;
-    weft_atomic_store_relaxed(&d->bottom, b + 1); /* top is now b + 1 either way */
+    bool won = weft__atomic_cas_full(&d->top, t, t + 1) == t;
+    weft__atomic_store_relaxed(&d->bottom, b + 1); /* top is now b + 1 either way */
     return won ? item : NULL;
 }
 
 weft__steal_result weft__deque_steal_any(weft__deque *d, void **item) {
     /* (S1) A full-barrier read of top (an RMW that adds 0) so that our read of bottom
      * (S2) cannot be satisfied before it; pairs with the owner's (T1). */
-    AO_t t = weft_atomic_load_full(&d->top);
+    AO_t t = weft__atomic_load_full(&d->top);
     /* (S2) Acquire: pairs with the owner's release store of bottom in push, so the
      * slot's content is visible. */
-    AO_t b = weft_atomic_load_acquire(&d->bottom);
+    AO_t b = weft__atomic_load_acquire(&d->bottom);
     if ((intptr_t)(b - t) <= 0)
-        return WEFT_STEAL_EMPTY;
+        return WEFT__STEAL_EMPTY;
     /* Relaxed: ordered after (S2)'s acquire; the slot cannot be rewritten before top
      * passes t, and our CAS below fails if it did. */
-    void *x = (void *)weft_atomic_load_relaxed(&d->slots[t & d->mask]);
+    void *x = (void *)weft__atomic_load_relaxed(&d->slots[t & d->mask]);
     /* Full: claims element t; its release half pairs with the owner's acquire read of
      * top before it reuses the slot. */
-    if (weft_atomic_cas_full(&d->top, t, t + 1) != t)
-        return WEFT_STEAL_RETRY;
+    if (weft__atomic_cas_full(&d->top, t, t + 1) != t)
+        return WEFT__STEAL_RETRY;
     *item = x;
-    return WEFT_STEAL_SUCCESS;
+    return WEFT__STEAL_SUCCESS;
 }
 
 size_t weft__deque_steal_batch_owner(weft__deque *d, void **out, size_t n) {
     for (;;) {
         /* Acquire: see every thief's advance of top. We are the only writer of bottom,
          * so a relaxed read of it is exact. */
-        AO_t t = weft_atomic_load_acquire(&d->top);
-        AO_t b = weft_atomic_load_relaxed(&d->bottom);
+        AO_t t = weft__atomic_load_acquire(&d->top);
+        AO_t b = weft__atomic_load_relaxed(&d->bottom);
         size_t have = (intptr_t)(b - t) > 0 ? (size_t)(b - t) : 0;
         size_t take = have < n ? have : n;
         if (take == 0)
             return 0;
         for (size_t i = 0; i < take; i++)
-            out[i] = (void *)weft_atomic_load_relaxed(&d->slots[(t + i) & d->mask]);
+            out[i] = (void *)weft__atomic_load_relaxed(&d->slots[(t + i) & d->mask]);
         /* Full: claims [t, t + take) at once against the thieves, as their CAS does. */
-        if (weft_atomic_cas_full(&d->top, t, t + take) == t)
+        if (weft__atomic_cas_full(&d->top, t, t + take) == t)
             return take;
     }
 }
@@ -149,7 +149,7 @@ size_t weft__deque_steal_batch_owner(weft__deque *d, void **out, size_t n) {
 size_t weft__deque_size_any(weft__deque *d) {
     /* Acquire both: a snapshot for heuristics (is there work to steal?), never for
      * correctness. */
-    AO_t t = weft_atomic_load_acquire(&d->top);
-    AO_t b = weft_atomic_load_acquire(&d->bottom);
+    AO_t t = weft__atomic_load_acquire(&d->top);
+    AO_t b = weft__atomic_load_acquire(&d->bottom);
     return (intptr_t)(b - t) > 0 ? (size_t)(b - t) : 0;
 }

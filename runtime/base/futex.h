@@ -8,21 +8,21 @@
  * caller's check and its sleep is never lost. Wake-ups may be spurious: every caller
  * waits in a loop that re-checks its own condition.
  */
-#ifndef WEFT_FUTEX_H
-#define WEFT_FUTEX_H
+#ifndef WEFT__BASE_FUTEX_H
+#define WEFT__BASE_FUTEX_H
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <stdint.h>
 
 /* Sleeps while *word == expected, until woken (or spuriously). */
-void weft__futex_wait(weft_atomic_u32 *word, unsigned expected);
+void weft__futex_wait(weft__atomic_u32 *word, unsigned expected);
 
 /* The same, but not past `deadline_ns` (CLOCK_MONOTONIC, absolute; UINT64_MAX means no
  * deadline). */
-void weft__futex_wait_until(weft_atomic_u32 *word, unsigned expected, uint64_t deadline_ns);
+void weft__futex_wait_until(weft__atomic_u32 *word, unsigned expected, uint64_t deadline_ns);
 
 /* Wakes at most `count` threads sleeping on word. */
-void weft__futex_wake(weft_atomic_u32 *word, int count);
+void weft__futex_wake(weft__atomic_u32 *word, int count);
 
-#endif /* WEFT_FUTEX_H */
+#endif /* WEFT__BASE_FUTEX_H */

@@ -2,10 +2,10 @@
  * park.h: which workers are idle, and waking them: searching, parking and the
  * one-searcher-at-a-time wake-up rule. The protocol is written out in park.c.
  */
-#ifndef WEFT_PARK_H
-#define WEFT_PARK_H
+#ifndef WEFT__SCHED_IDLE_H
+#define WEFT__SCHED_IDLE_H
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -13,7 +13,7 @@
 typedef struct weft__idle {
     /* Low 32 bits: workers searching for work (stealing). High 32 bits: workers not
      * parked. Changed only by full-barrier RMWs; see park.c. */
-    weft_atomic_word state;
+    weft__atomic_word state;
     pthread_mutex_t lock;
     unsigned *sleepers;     /* under lock: a stack of parked worker indices */
     unsigned sleeper_count; /* under lock */
@@ -46,4 +46,4 @@ int weft__idle_claim_sleeper(weft__idle *idle);
  * meanwhile: then its wake-up word is about to be set, and it counts as searching. */
 bool weft__idle_unpark_self(weft__idle *idle, unsigned index);
 
-#endif /* WEFT_PARK_H */
+#endif /* WEFT__SCHED_IDLE_H */

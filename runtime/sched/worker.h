@@ -2,21 +2,21 @@
  * worker.h: a worker thread and the runtime it belongs to. Fields are grouped by who
  * may touch them (Tokio's Core / Shared split).
  */
-#ifndef WEFT_WORKER_H
-#define WEFT_WORKER_H
+#ifndef WEFT__SCHED_WORKER_H
+#define WEFT__SCHED_WORKER_H
 
 #include "arch/context.h"
-#include "atomic.h"
-#include "chaos.h"
-#include "deque.h"
-#include "inject.h"
-#include "list.h"
-#include "park.h"
-#include "sanitizer.h"
-#include "stack.h"
-#include "task.h"
-#include "timer.h"
-#include "timer_wheel.h"
+#include "base/atomic.h"
+#include "base/chaos.h"
+#include "sched/deque.h"
+#include "sched/inject.h"
+#include "base/list.h"
+#include "sched/idle.h"
+#include "base/sanitizer.h"
+#include "sched/stack.h"
+#include "sched/task.h"
+#include "time/timer.h"
+#include "time/timer_wheel.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -47,13 +47,13 @@ typedef struct weft__worker {
 
     /* ---- Shared with other workers and threads. */
     weft__deque deque;              /* owner pushes and pops; anyone steals */
-    weft_atomic_u32 wake_word;      /* futex: set to 1 by whoever claims this sleeper */
-    weft_atomic_word steals;        /* statistics: written by the owner, read by anyone */
-    weft_atomic_word tasks_spawned; /* statistics, likewise */
-    weft_atomic_word joins_inline;  /* statistics, likewise */
+    weft__atomic_u32 wake_word;      /* futex: set to 1 by whoever claims this sleeper */
+    weft__atomic_word steals;        /* statistics: written by the owner, read by anyone */
+    weft__atomic_word tasks_spawned; /* statistics, likewise */
+    weft__atomic_word joins_inline;  /* statistics, likewise */
     /* Timers of this wheel cancelled by tasks on other workers: a LIFO that they push
      * and the owner takes whole (timer.c). */
-    weft_atomic_word timers_cancelled;
+    weft__atomic_word timers_cancelled;
 } weft__worker;
 
 struct weft_runtime {
@@ -74,13 +74,13 @@ struct weft_runtime {
     weft__pool shared_tasks; /* task objects for spawns from other threads */
     /* Tasks spawned and not yet finished. Full-barrier RMWs: paired with
      * shutting_down in the shutdown protocol (runtime.c). */
-    weft_atomic_word live_tasks;
-    weft_atomic_word tasks_spawned;   /* statistics */
-    weft_atomic_word destroy_claimed; /* CAS 0 -> 1 by the one thread destroying */
-    weft_atomic_word shutting_down;   /* destroy has begun: foreign spawns fail */
-    weft_atomic_word stopping;        /* every task is done: workers exit */
-    weft_atomic_word foreign_calls;   /* calls from other threads inside rt (RT-D4) */
-    weft_atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
+    weft__atomic_word live_tasks;
+    weft__atomic_word tasks_spawned;   /* statistics */
+    weft__atomic_word destroy_claimed; /* CAS 0 -> 1 by the one thread destroying */
+    weft__atomic_word shutting_down;   /* destroy has begun: foreign spawns fail */
+    weft__atomic_word stopping;        /* every task is done: workers exit */
+    weft__atomic_word foreign_calls;   /* calls from other threads inside rt (RT-D4) */
+    weft__atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
                                        * during shutdown */
     pthread_mutex_t timer_handles_lock;
     weft_timer *timer_handles; /* live timer handles (timer_handle.c), under the lock */
@@ -112,7 +112,7 @@ void weft__worker_suspend_current(weft__switch_reason reason);
  * worker could run, switches to it directly (one switch instead of two through the
  * scheduler), leaving the caller at the end of the yield queue; if nothing at all could
  * run, returns at once. Returns false when the scheduler must decide (other work, or
- * a due timer): the caller then suspends with WEFT_SWITCH_YIELD. */
+ * a due timer): the caller then suspends with WEFT__SWITCH_YIELD. */
 bool weft__worker_yield_current(void);
 
 /* A join's fast path, inside a task: if t has not started and is the bottom of this
@@ -152,7 +152,7 @@ void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w);
 /* A worker's deque holds this many tasks; past it, half go to the injection queue.
  * 256, as Tokio's local queue: enough that overflow is rare outside spawn storms, small
  * enough (2 KiB) to stay in cache. */
-#define WEFT_DEQUE_CAPACITY 256
+#define WEFT__DEQUE_CAPACITY 256
 
 /* Stack overflow report (fault.c): the message, then abort(). Async-signal-safe. */
 _Noreturn void weft__report_overflow(const weft_task *t, size_t stack_size, const void *addr,
@@ -165,4 +165,4 @@ void weft__fault_uninstall(void);
 void *weft__fault_thread_init(void);
 void weft__fault_thread_exit(void *signal_stack);
 
-#endif /* WEFT_WORKER_H */
+#endif /* WEFT__SCHED_WORKER_H */

@@ -48,10 +48,10 @@
  * Every live handle is also on its runtime's list (under `timer_handles_lock`), so that
  * weft_runtime_destroy frees the handles the application left.
  */
-#include "timer.h"
+#include "time/timer.h"
 
-#include "memory.h"
-#include "worker.h"
+#include "base/memory.h"
+#include "sched/worker.h"
 
 #include <errno.h>
 #include <stdalign.h>
@@ -64,7 +64,7 @@ struct weft_timer {
     /* ---- The runtime's list of live handles: under runtime->timer_handles_lock. */
     weft_timer *prev, *next;
     /* ---- A spinlock: 0 free, 1 held. */
-    weft_atomic_word lock;
+    weft__atomic_word lock;
     /* ---- Under `lock`. */
     weft__timer *armed;          /* the arming in a wheel, or NULL */
     uint64_t generation;         /* bumped by every arm, cancel and destroy */
@@ -80,13 +80,13 @@ struct weft_timer {
 static void handle_lock(weft_timer *h) {
     unsigned rounds = 0;
     /* Acquire: what the previous holder wrote before its release is visible to us. */
-    while (weft_atomic_load_relaxed(&h->lock) != 0 || weft_atomic_cas_acquire(&h->lock, 0, 1) != 0)
-        weft_spin_wait(&rounds);
+    while (weft__atomic_load_relaxed(&h->lock) != 0 || weft__atomic_cas_acquire(&h->lock, 0, 1) != 0)
+        weft__spin_wait(&rounds);
 }
 
 static void handle_unlock(weft_timer *h) {
     /* Release: pairs with the next holder's acquire CAS. */
-    weft_atomic_store_release(&h->lock, 0);
+    weft__atomic_store_release(&h->lock, 0);
 }
 
 static void registry_add(weft_runtime *rt, weft_timer *h) {
@@ -189,7 +189,7 @@ WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, we
     h->runtime = rt;
     h->fn = fn;
     h->arg = arg;
-    weft_atomic_store_relaxed(&h->lock, 0); /* not shared until *out is published */
+    weft__atomic_store_relaxed(&h->lock, 0); /* not shared until *out is published */
     h->refs = 1;
     registry_add(rt, h);
     *out = h;
@@ -273,7 +273,7 @@ WEFT_API int weft_timer_destroy(weft_timer *h) {
     unsigned rounds = 0;
     while (h->running && h->runner != me && !in_callback) {
         handle_unlock(h);
-        weft_spin_wait(&rounds);
+        weft__spin_wait(&rounds);
         handle_lock(h);
     }
     bool last = put_locked(h); /* the application's reference */

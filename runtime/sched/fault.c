@@ -13,7 +13,7 @@
  * just ran out. Everything it calls is async-signal-safe: write(2), abort(), sigaction,
  * and a hand-written formatter (snprintf is not on POSIX's list).
  */
-#include "worker.h"
+#include "sched/worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,7 +25,7 @@
 
 /* Enough for the handler, the C library's signal frame and the XSAVE area on machines
  * with AVX-512 (MINSIGSTKSZ is not a constant on glibc 2.34+). */
-#define WEFT_SIGNAL_STACK_BYTES (64u << 10)
+#define WEFT__SIGNAL_STACK_BYTES (64u << 10)
 
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned install_count;         /* under install_lock */
@@ -143,13 +143,13 @@ void weft__fault_uninstall(void) {
 }
 
 void *weft__fault_thread_init(void) {
-    void *mem = mmap(NULL, WEFT_SIGNAL_STACK_BYTES, PROT_READ | PROT_WRITE,
+    void *mem = mmap(NULL, WEFT__SIGNAL_STACK_BYTES, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED)
         return NULL; /* overflows are then reported as plain faults; nothing else changes */
-    stack_t ss = {.ss_sp = mem, .ss_size = WEFT_SIGNAL_STACK_BYTES, .ss_flags = 0};
+    stack_t ss = {.ss_sp = mem, .ss_size = WEFT__SIGNAL_STACK_BYTES, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0) {
-        munmap(mem, WEFT_SIGNAL_STACK_BYTES);
+        munmap(mem, WEFT__SIGNAL_STACK_BYTES);
         return NULL;
     }
     return mem;
@@ -160,5 +160,5 @@ void weft__fault_thread_exit(void *signal_stack) {
         return;
     stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
-    munmap(signal_stack, WEFT_SIGNAL_STACK_BYTES);
+    munmap(signal_stack, WEFT__SIGNAL_STACK_BYTES);
 }

@@ -3,8 +3,8 @@
  * queue (under its mutex) and a worker's yield queue (owner only). The element embeds a
  * weft__link; the list knows nothing else of it.
  */
-#ifndef WEFT_LIST_H
-#define WEFT_LIST_H
+#ifndef WEFT__BASE_LIST_H
+#define WEFT__BASE_LIST_H
 
 #include <stddef.h>
 
@@ -59,4 +59,4 @@ static inline weft__link *weft__fifo_pop(weft__fifo *f) {
     return l;
 }
 
-#endif /* WEFT_LIST_H */
+#endif /* WEFT__BASE_LIST_H */

@@ -7,10 +7,10 @@
  * owns one weft__stack_depot (a mutex) that caches refill from and spill to, and that
  * maps new slabs of stacks when it runs dry.
  */
-#ifndef WEFT_STACK_H
-#define WEFT_STACK_H
+#ifndef WEFT__SCHED_STACK_H
+#define WEFT__SCHED_STACK_H
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -18,9 +18,9 @@
 #include <stdint.h>
 
 typedef enum weft__guard_kind {
-    WEFT_GUARD_NONE,     /* no guard page: a canary at the bottom, checked on switch-out */
-    WEFT_GUARD_MADVISE,  /* MADV_GUARD_INSTALL (Linux >= 6.13): costs no kernel mapping */
-    WEFT_GUARD_MPROTECT, /* a PROT_NONE page: costs two entries of vm.max_map_count */
+    WEFT__GUARD_NONE,     /* no guard page: a canary at the bottom, checked on switch-out */
+    WEFT__GUARD_MADVISE,  /* MADV_GUARD_INSTALL (Linux >= 6.13): costs no kernel mapping */
+    WEFT__GUARD_MPROTECT, /* a PROT_NONE page: costs two entries of vm.max_map_count */
 } weft__guard_kind;
 
 /* A stack's descriptor lives at its top, inside its own mapping; the task's frames grow
@@ -53,9 +53,9 @@ typedef struct weft__stack_depot {
     weft__guard_kind wanted; /* NONE only if WEFT_STACK_GUARD=canary */
     bool skip_madvise;       /* WEFT_STACK_GUARD=mprotect */
     /* Statistics: written under lock, read by anyone (relaxed). */
-    weft_atomic_word mapped;
-    weft_atomic_word guarded;
-    weft_atomic_word bytes;
+    weft__atomic_word mapped;
+    weft__atomic_word guarded;
+    weft__atomic_word bytes;
 } weft__stack_depot;
 
 /* usable_size: what the configuration asked for. Reads WEFT_STACK_GUARD (auto, mprotect
@@ -75,7 +75,7 @@ void weft__stack_cache_drain_owner(weft__stack_depot *d, weft__stack_cache *c);
 /* True while a canary stack's canary is intact (always true for guarded stacks). */
 static inline bool weft__stack_canary_intact(const weft__stack *s) {
     extern const uint64_t weft__stack_canary_value;
-    return s->guard != WEFT_GUARD_NONE ||
+    return s->guard != WEFT__GUARD_NONE ||
            (((const uint64_t *)s->low)[0] == weft__stack_canary_value &&
             ((const uint64_t *)s->low)[1] == weft__stack_canary_value);
 }
@@ -83,7 +83,7 @@ static inline bool weft__stack_canary_intact(const weft__stack *s) {
 /* True if addr is in the guard page below s. */
 static inline bool weft__stack_guard_contains(const weft__stack *s, size_t page, const void *addr) {
     const unsigned char *a = addr;
-    return s->guard != WEFT_GUARD_NONE && a < s->low && a >= s->low - page;
+    return s->guard != WEFT__GUARD_NONE && a < s->low && a >= s->low - page;
 }
 
 /* Usable bytes of s. */
@@ -91,4 +91,4 @@ static inline size_t weft__stack_usable(const weft__stack *s) {
     return (size_t)(s->top - s->low);
 }
 
-#endif /* WEFT_STACK_H */
+#endif /* WEFT__SCHED_STACK_H */

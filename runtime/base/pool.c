@@ -7,14 +7,14 @@
  * take-all has no ABA problem, since no thread ever pops a single node whose `next` it
  * read earlier.
  */
-#include "pool.h"
+#include "base/pool.h"
 
-#include "memory.h"
+#include "base/memory.h"
 
 #include <string.h>
 
 /* 64 objects a chunk: one allocation per 64 spawns in a burst, and ~16 KiB for tasks. */
-#define WEFT_POOL_CHUNK_OBJECTS 64
+#define WEFT__POOL_CHUNK_OBJECTS 64
 
 struct weft__pool_chunk {
     weft__pool_chunk *next;
@@ -41,22 +41,22 @@ void weft__pool_destroy(weft__pool *p) {
 
 uint64_t weft__pool_live(weft__pool *p) {
     /* Relaxed: statistics. */
-    return weft_atomic_load_relaxed(&p->allocated) - weft_atomic_load_relaxed(&p->freed_local) -
-           weft_atomic_load_relaxed(&p->freed_remote);
+    return weft__atomic_load_relaxed(&p->allocated) - weft__atomic_load_relaxed(&p->freed_local) -
+           weft__atomic_load_relaxed(&p->freed_remote);
 }
 
-static void count_owner(weft_atomic_word *c) {
+static void count_owner(weft__atomic_word *c) {
     /* Only the owner writes it: a relaxed load and store, no RMW needed. */
-    weft_atomic_store_relaxed(c, weft_atomic_load_relaxed(c) + 1);
+    weft__atomic_store_relaxed(c, weft__atomic_load_relaxed(c) + 1);
 }
 
 static void *alloc_owner(weft__pool *p) {
     if (!p->free) {
         /* Take every object other threads returned. Acquire: pairs with their release
          * CAS, so their last writes to the objects happened before our reuse. */
-        AO_t head = weft_atomic_load_relaxed(&p->remote);
+        AO_t head = weft__atomic_load_relaxed(&p->remote);
         while (head) {
-            AO_t seen = weft_atomic_cas_acquire(&p->remote, head, 0);
+            AO_t seen = weft__atomic_cas_acquire(&p->remote, head, 0);
             if (seen == head)
                 break;
             head = seen;
@@ -64,14 +64,14 @@ static void *alloc_owner(weft__pool *p) {
         p->free = (weft__link *)head;
     }
     if (!p->free) {
-        size_t bytes = sizeof(weft__pool_chunk) + p->object_size * WEFT_POOL_CHUNK_OBJECTS;
+        size_t bytes = sizeof(weft__pool_chunk) + p->object_size * WEFT__POOL_CHUNK_OBJECTS;
         weft__pool_chunk *c = weft__alloc(bytes, 64);
         if (!c)
             return NULL;
         c->bytes = bytes;
         c->next = p->chunks;
         p->chunks = c;
-        for (int i = WEFT_POOL_CHUNK_OBJECTS - 1; i >= 0; i--) {
+        for (int i = WEFT__POOL_CHUNK_OBJECTS - 1; i >= 0; i--) {
             weft__link *l = (weft__link *)(c->objects + (size_t)i * p->object_size);
             l->next = p->free;
             p->free = l;
@@ -106,14 +106,14 @@ void weft__pool_free(weft__pool *home, void *object, weft__pool *caller_pool) {
         count_owner(&home->freed_local);
     } else {
         /* Release: our writes to the object happen before the owner's acquire take-all. */
-        AO_t head = weft_atomic_load_relaxed(&home->remote);
+        AO_t head = weft__atomic_load_relaxed(&home->remote);
         for (;;) {
             l->next = (weft__link *)head;
-            AO_t seen = weft_atomic_cas_release(&home->remote, head, (AO_t)l);
+            AO_t seen = weft__atomic_cas_release(&home->remote, head, (AO_t)l);
             if (seen == head)
                 break;
             head = seen;
         }
-        weft_atomic_fetch_add_relaxed(&home->freed_remote, 1); /* a statistic */
+        weft__atomic_fetch_add_relaxed(&home->freed_remote, 1); /* a statistic */
     }
 }
