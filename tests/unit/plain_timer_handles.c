@@ -301,7 +301,9 @@ static void test_overlap_and_destroy_wait(void) {
     record c = {0};
     WEFT_CHECK(weft_timer_create(rt, on_fire, &c, &tm) == 0, "create");
     for (int i = 0; i < 50; i++) {
-        WEFT_CHECK(arm_at(tm, &c, weft_now() + 5 * MS) == 0, "foreign arm");
+        /* Far enough that a loaded machine's late wake-up from the 1 ms sleep cannot let
+         * it fire first (5 ms did, under a load average of 9). */
+        WEFT_CHECK(arm_at(tm, &c, weft_now() + 500 * MS) == 0, "foreign arm");
         if (i & 1)
             weft_test_sleep_ms(1);
         WEFT_CHECK(weft_timer_cancel(tm) == 1, "foreign cancel %d", i);
