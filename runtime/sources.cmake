@@ -11,7 +11,10 @@ set(WEFT_RUNTIME_SOURCES
     runtime/sched/fault.c
     runtime/sched/idle.c
     runtime/sched/inject.c
+    runtime/sched/join.c
+    runtime/sched/live.c
     runtime/sched/stack.c
+    runtime/sched/spawn.c
     runtime/sched/task.c
     runtime/sched/worker.c
     runtime/time/timer.c

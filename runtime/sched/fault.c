@@ -13,7 +13,8 @@
  * just ran out. Everything it calls is async-signal-safe: write(2), abort(), sigaction,
  * and a hand-written formatter (snprintf is not on POSIX's list).
  */
-#include "sched/worker.h"
+#include "sched/fault.h"
+#include "sched/runtime.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -98,16 +98,11 @@ void weft__task_free(weft_task *t, weft__pool *caller_pool);
  * true if the caller must now schedule it (it was parked). */
 bool weft__task_wake(weft_task *t);
 
-/* After a task's last switch, on its worker: records completion, wakes the joiner
- * (queueing it through `schedule_quiet`, which must not wake a worker, when it was
- * parked) or frees a detached object. Returns the joiner's runtime if it queued the
- * joiner (the caller then wakes an idle worker of that runtime, which need not be t's),
- * else NULL. `schedule_quiet` runs before JOIN-C4: while the joiner cannot yet run on,
- * so its runtime is alive; a caller that touches another runtime after C4 must pin it
- * there (worker.c pins it as a foreign call, runtime.c RT-D4). `chaos` is the runtime's
- * chaos seed, for the chaos points between the steps. */
-weft_runtime *weft__task_complete(weft_task *t, weft__pool *caller_pool,
-                                  void (*schedule_quiet)(weft_task *joiner), uint64_t chaos);
+/* join.c, JOIN-C1..C4: after a task's last switch, on its worker w: records completion,
+ * wakes the joiner (through the scheduler's wake function, then one idle worker of the
+ * joiner's runtime) or frees a detached object. t may be freed when it returns. */
+struct weft__worker;
+void weft__task_complete(struct weft__worker *w, weft_task *t);
 
 /* Completion of a task its registered joiner ran inline (worker.c): COMPLETE and
  * WAKE_DONE at once, no wake-up. */

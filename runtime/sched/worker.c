@@ -13,8 +13,9 @@
  *   4. the injection queue, taking a fair share in one batch;
  *   5. as a searcher (park.c), the other workers' deques, from a random victim on,
  *      and the injection queue again;
- *   6. it parks (park.c) until a submitter claims it or its earliest timer is due.
- * Before each round it fires its due timers (timer.c).
+ *   6. it parks (idle.c) on its driver (driver.h) until a submitter claims it or the
+ *      driver's next deadline (its earliest timer) comes.
+ * Before each round it lets its driver fire what is due (time/timer.c: timers).
  *
  * Switching: a task that parks or exits switches to its worker's scheduler context with
  * the reason, and the worker acts on the reason only after the switch, once the task's
@@ -30,7 +31,9 @@
  */
 #include "sched/worker.h"
 
-#include "base/futex.h"
+#include "sched/fault.h"
+#include "sched/idle.h"
+#include "sched/runtime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,7 +71,7 @@ void weft__worker_unpark(weft__worker *w) {
     /* Release: pairs with the parked worker's acquire load of wake_word; the work that
      * made us wake it is visible to it. */
     weft__atomic_u32_store_release(&w->wake_word, 1);
-    weft__futex_wake(&w->wake_word, 1);
+    w->driver->ops->unpark(w->driver, &w->wake_word);
 }
 
 /* (N2, N3) of park.c, after new work became visible. */
@@ -106,6 +109,13 @@ void weft__worker_schedule_quiet(weft_runtime *rt, weft_task *t) {
 
 void weft__worker_notify(weft_runtime *rt) {
     notify_one(rt);
+}
+
+weft_runtime *weft__worker_wake_quiet(weft_task *t) {
+    if (!weft__task_wake(t))
+        return NULL;
+    weft__worker_schedule_quiet(t->runtime, t);
+    return t->runtime;
 }
 
 void weft__worker_schedule(weft_runtime *rt, weft_task *t) {
@@ -225,7 +235,7 @@ static weft_task *search_a_while(weft__worker *w) {
     do {
         for (int i = 0; i < 32; i++)
             weft__cpu_relax();
-        if (weft__atomic_load_acquire(&rt->stopping) || weft__timers_due(w))
+        if (weft__atomic_load_acquire(&rt->stopping) || w->driver->ops->has_due(w->driver))
             return NULL; /* the loop has something else to do first */
         if (work_visible(rt)) {
             weft_task *t = steal(w);
@@ -256,27 +266,16 @@ static void park(weft__worker *w) {
     while (weft__atomic_u32_load_acquire(&w->wake_word) == 0) {
         if (weft__atomic_load_acquire(&rt->stopping))
             return;
-        uint64_t deadline = weft__timers_next_deadline(w);
+        uint64_t deadline = w->driver->ops->next_deadline(w->driver);
         if (deadline != UINT64_MAX && weft_now() >= deadline) {
             if (weft__idle_unpark_self(&rt->idle, w->index))
                 return; /* awake for our timers, neither parked nor searching */
             continue;   /* a submitter claimed us: wake_word is being set */
         }
-        weft__futex_wait_until(&w->wake_word, 0, deadline);
+        w->driver->ops->park(w->driver, &w->wake_word, deadline);
     }
     weft__atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
     w->searching = true;                             /* the claimer counted us as a searcher (N3) */
-}
-
-/* JOIN-C3's scheduling of a woken joiner (task.c). A joiner of another runtime is
- * pinned as a foreign call of its runtime (RT-D4, runtime.c) before JOIN-C4 lets it run
- * on: it could otherwise return, and its runtime be destroyed, before finish() wakes
- * one of that runtime's idle workers. finish() unpins it. */
-static void schedule_joiner_quiet(weft_task *joiner) {
-    weft_runtime *joiner_runtime = joiner->runtime;
-    if (joiner_runtime != weft__worker_current()->runtime)
-        weft__runtime_foreign_enter(joiner_runtime);
-    weft__worker_schedule_quiet(joiner_runtime, joiner);
 }
 
 /* Runs when a task's function has returned, or when it could not start, on the worker
@@ -292,15 +291,7 @@ static void finish(weft__worker *w, weft_task *t) {
      * for this thread (RT-D3) and for a foreign joiner we wake (RT-D4) before freeing
      * anything. */
     weft__runtime_task_done(rt, w);
-    weft_runtime *joiner_runtime =
-        weft__task_complete(t, &w->tasks, schedule_joiner_quiet, rt->chaos_seed);
-    if (!joiner_runtime)
-        return;
-    /* After JOIN-C4 (task.c): the joiner never waits on this call. */
-    WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-C4");
-    notify_one(joiner_runtime);
-    if (joiner_runtime != rt) /* pinned by schedule_joiner_quiet */
-        weft__runtime_foreign_leave(joiner_runtime);
+    weft__task_complete(w, t);
 }
 
 /* The task's function, in a frame that returns (see WEFT__NO_SANITIZER_FRAME). */
@@ -377,7 +368,7 @@ bool weft__worker_yield_current(void) {
     /* Anything but another yielded task to run, or a timer due: let the scheduler choose
      * (fairness, timers, stealing). */
     if (weft__deque_size_any(&w->deque) != 0 || weft__inject_length_any(&w->runtime->inject) != 0 ||
-        weft__timers_due(w) || weft__chaos_one_in(&w->chaos, 4))
+        w->driver->ops->has_due(w->driver) || weft__chaos_one_in(&w->chaos, 4))
         return false;
     weft__link *l = weft__fifo_pop(&w->yield_queue);
     if (!l)
@@ -496,7 +487,7 @@ void *weft__worker_main(void *arg) {
     init_scheduler_fiber(w);
     w->signal_stack = weft__fault_thread_init();
     for (;;) {
-        weft__timers_run_due(w);
+        w->driver->ops->fire_due(w->driver);
         weft_task *t = next_local(w);
         if (!t) {
             if (!w->searching)

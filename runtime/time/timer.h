@@ -1,13 +1,19 @@
 /*
- * timer.h: sleeps and deadlines on top of the workers: each worker owns a timer wheel
- * (timer_wheel.h) and a pool of timer objects. The protocol between a timer's owner
- * and the task it wakes, and cross-worker cancellation, are in timer.c.
+ * timer.h: the time room: each worker's time driver (a driver, sched/driver.h, that
+ * owns a timer wheel, timer_wheel.h, and a pool of timer objects), the timers tasks arm
+ * on it (sched/deadline.h), and public timer handles (timer_handle.c). The protocol
+ * between a timer's owner and the task it wakes, and cross-worker cancellation, are in
+ * timer.c. Includes sched/ headers; sched/ includes nothing of this room.
  */
 #ifndef WEFT__TIME_TIMER_H
 #define WEFT__TIME_TIMER_H
 
 #include "base/atomic.h"
 #include "base/list.h"
+#include "base/pool.h"
+#include "sched/deadline.h"
+#include "sched/driver.h"
+#include "sched/worker.h"
 #include "time/timer_wheel.h"
 
 #include <stdbool.h>
@@ -15,51 +21,53 @@
 
 #include "weft.h"
 
-typedef struct weft__worker weft__worker;
+/* A worker's time driver. Owner only (the worker's thread, in its scheduler or in a task
+ * running on it), but for `cancelled`. */
+typedef struct weft__time_driver {
+    weft__driver driver; /* first: the worker parks on it */
+    weft__worker *worker; /* immutable */
+    weft__timer_wheel wheel;
+    weft__pool timers;   /* the timer objects of this wheel */
+    size_t timers_armed; /* entries in `wheel` */
+    /* Timers of this wheel cancelled from other threads: a LIFO that they push and the
+     * owner takes whole (timer.c, TIMER-R1). Shared. */
+    weft__atomic_word cancelled;
+} weft__time_driver;
 
 /* One arming of a timer: wakes a task (a sleep, a deadline wait) or runs a timer
  * handle's callback (timer_handle.c). Lives in its owner's wheel while armed. */
-typedef struct weft__timer {
-    weft__link link;         /* pool link; the owner's cancelled list while posted */
-    weft__timer_entry entry; /* owner only */
-    weft__atomic_word state;  /* WEFT_TIMER_*; see timer.c */
-    weft__worker *owner;     /* whose wheel; immutable while armed */
-    weft_task *task;         /* woken at the deadline, or NULL for a handle's arming */
-    weft_timer *handle;      /* whose callback runs at the deadline, or NULL */
-} weft__timer;
+struct weft__timer {
+    weft__link link;            /* pool link; the owner's cancelled list while posted */
+    weft__timer_entry entry;    /* owner only */
+    weft__atomic_word state;    /* WEFT__TIMER_*; see timer.c */
+    weft__time_driver *owner;   /* whose wheel; immutable while armed */
+    weft_task *task;            /* woken at the deadline, or NULL for a handle's arming */
+    weft_timer *handle;         /* whose callback runs at the deadline, or NULL */
+};
 
-/* The worker side (owner only). */
-void weft__timers_init(weft__worker *w);
-void weft__timers_destroy(weft__worker *w);
-/* Unlinks timers cancelled by other threads, fires every due timer (waking tasks,
- * running handles' callbacks). Cheap when there is nothing to do. */
-void weft__timers_run_due(weft__worker *w);
-/* True if a timer of w's wheel is due now (owner only; cheap when none is armed). */
-bool weft__timers_due(weft__worker *w);
-/* When the worker must be awake again for its timers (UINT64_MAX: never). */
-uint64_t weft__timers_next_deadline(weft__worker *w);
+/* The time driver of worker w (runtime.c builds one per worker, before the worker's
+ * thread starts). NULL on ENOMEM. Destroyed through its driver ops. */
+weft__time_driver *weft__time_driver_create(weft__worker *w);
 
-/* The task side: a timer on the current worker's wheel that wakes the current task at
- * `deadline_ns`. NULL with errno ENOMEM. */
-weft__timer *weft__timer_arm_current(uint64_t deadline_ns);
-/* A timer on w's wheel (w is the calling thread's worker) that runs handle's callback
- * at `deadline_ns` (< UINT64_MAX). NULL with errno ENOMEM. */
-weft__timer *weft__timer_arm_handle(weft__worker *w, weft_timer *handle, uint64_t deadline_ns);
+/* A timer on td's wheel (td is the calling thread's worker's) that runs handle's
+ * callback at `deadline_ns` (< UINT64_MAX). NULL with errno ENOMEM. */
+weft__timer *weft__timer_arm_handle(weft__time_driver *td, weft_timer *handle,
+                                    uint64_t deadline_ns);
 /* Stops a timer that has not fired, from any thread: true if it was still armed (it
  * will never fire, and the object is disposed of: freed here or by its owner). False if
  * its owner has claimed it to fire: the owner then finishes with it. */
 bool weft__timer_revoke(weft__timer *tm);
-/* True once the timer has fired (the task's wake-up is on its way or done). */
-bool weft__timer_fired(weft__timer *tm);
-/* The task is done with a timer: cancels it if it has not fired, else waits out the
- * owner's last touch; then frees it. The timer must not be used afterwards. */
-void weft__timer_release(weft__timer *tm);
 
 /* timer_handle.c: the owner's side of a handle's arming, after it claimed it (FIRING):
  * runs the callback unless the arming was cancelled or replaced meanwhile, and frees the
  * object. */
-void weft__timer_handle_fire(weft__worker *w, weft__timer *tm);
-/* At runtime destruction: frees the handles the application did not destroy. */
-void weft__timer_handles_destroy_all(weft_runtime *rt);
+void weft__timer_handle_fire(weft__time_driver *td, weft__timer *tm);
+
+/* The runtime's list of live timer handles (timer_handle.c): created with the runtime,
+ * destroyed after its workers have exited, freeing the handles the application did not
+ * destroy. */
+typedef struct weft__timer_registry weft__timer_registry;
+weft__timer_registry *weft__timer_registry_create(void);
+void weft__timer_registry_destroy(weft__timer_registry *registry);
 
 #endif /* WEFT__TIME_TIMER_H */

@@ -45,13 +45,13 @@
  * contract), so that the application may free the callback's argument as soon as it
  * returns; from inside a callback (its own or another handle's) it does not wait.
  *
- * Every live handle is also on its runtime's list (under `timer_handles_lock`), so that
- * weft_runtime_destroy frees the handles the application left.
+ * Every live handle is also on its runtime's registry (under the registry's lock), so
+ * that weft_runtime_destroy frees the handles the application left.
  */
 #include "time/timer.h"
 
 #include "base/memory.h"
-#include "sched/worker.h"
+#include "sched/runtime.h"
 
 #include <errno.h>
 #include <stdalign.h>
@@ -61,7 +61,7 @@ struct weft_timer {
     weft_runtime *runtime;
     weft_timer_fn fn;
     void *arg;
-    /* ---- The runtime's list of live handles: under runtime->timer_handles_lock. */
+    /* ---- The runtime's registry of live handles: under the registry's lock. */
     weft_timer *prev, *next;
     /* ---- A spinlock: 0 free, 1 held. */
     weft__atomic_word lock;
@@ -89,26 +89,42 @@ static void handle_unlock(weft_timer *h) {
     weft__atomic_store_release(&h->lock, 0);
 }
 
+/* The runtime's live handles, so that its destroy frees those the application left. */
+struct weft__timer_registry {
+    pthread_mutex_t lock;
+    weft_timer *head; /* under lock */
+};
+
+weft__timer_registry *weft__timer_registry_create(void) {
+    weft__timer_registry *r = weft__alloc(sizeof(*r), alignof(weft__timer_registry));
+    if (!r)
+        return NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    r->head = NULL;
+    return r;
+}
+
 static void registry_add(weft_runtime *rt, weft_timer *h) {
-    pthread_mutex_lock(&rt->timer_handles_lock);
+    weft__timer_registry *r = rt->timer_registry;
+    pthread_mutex_lock(&r->lock);
     h->prev = NULL;
-    h->next = rt->timer_handles;
+    h->next = r->head;
     if (h->next)
         h->next->prev = h;
-    rt->timer_handles = h;
-    pthread_mutex_unlock(&rt->timer_handles_lock);
+    r->head = h;
+    pthread_mutex_unlock(&r->lock);
 }
 
 static void free_handle(weft_timer *h) {
-    weft_runtime *rt = h->runtime;
-    pthread_mutex_lock(&rt->timer_handles_lock);
+    weft__timer_registry *r = h->runtime->timer_registry;
+    pthread_mutex_lock(&r->lock);
     if (h->prev)
         h->prev->next = h->next;
     else
-        rt->timer_handles = h->next;
+        r->head = h->next;
     if (h->next)
         h->next->prev = h->prev;
-    pthread_mutex_unlock(&rt->timer_handles_lock);
+    pthread_mutex_unlock(&r->lock);
     weft__free(h, sizeof(*h));
 }
 
@@ -150,7 +166,7 @@ static weft__worker *local_worker(weft_runtime *rt) {
 
 /* Arms on w's wheel (the caller's own). Under lock. */
 static int arm_here_locked(weft_timer *h, weft__worker *w, uint64_t deadline_ns) {
-    weft__timer *tm = weft__timer_arm_handle(w, h, deadline_ns);
+    weft__timer *tm = weft__timer_arm_handle(w->time, h, deadline_ns);
     if (!tm)
         return -ENOMEM;
     h->armed = tm;
@@ -173,11 +189,6 @@ static void *arm_task(void *arg) {
     if (last)
         free_handle(h);
     return NULL;
-}
-
-WEFT_API weft_runtime *weft_runtime_current(void) {
-    weft__worker *w = weft__worker_current();
-    return w ? w->runtime : NULL;
 }
 
 WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, weft_timer **out) {
@@ -242,7 +253,7 @@ WEFT_API int weft_timer_arm(weft_timer *h, uint64_t deadline_ns) {
 WEFT_API int weft_timer_cancel(weft_timer *h) {
     if (!h)
         return -EINVAL;
-    /* A foreign call (RT-D4, runtime.c): weft__timer_handles_destroy_all must not free
+    /* A foreign call (RT-D4, runtime.c): weft__timer_registry_destroy must not free
      * the handle, nor destroy free the wheels' pools, while we revoke an arming. */
     weft_runtime *rt = h->runtime;
     bool foreign = weft__runtime_enter_if_foreign(rt);
@@ -259,7 +270,7 @@ WEFT_API int weft_timer_destroy(weft_timer *h) {
         return -EINVAL;
     weft_runtime *rt = h->runtime;
     /* A foreign call (RT-D4), as a cancel: without it a destroy racing runtime destroy
-     * could free the handle twice (here and in weft__timer_handles_destroy_all). */
+     * could free the handle twice (here and in weft__timer_registry_destroy). */
     bool foreign = weft__runtime_enter_if_foreign(rt);
     weft__worker *me = weft__worker_current();
     /* In a timer callback (on a worker, outside any task) we must not wait: two
@@ -286,7 +297,8 @@ WEFT_API int weft_timer_destroy(weft_timer *h) {
     return 0;
 }
 
-void weft__timer_handle_fire(weft__worker *w, weft__timer *tm) {
+void weft__timer_handle_fire(weft__time_driver *td, weft__timer *tm) {
+    weft__worker *w = td->worker;
     weft_timer *h = tm->handle;
     handle_lock(h);
     /* (H2) */
@@ -305,7 +317,7 @@ void weft__timer_handle_fire(weft__worker *w, weft__timer *tm) {
         last = put_locked(h);
     }
     handle_unlock(h);
-    weft__pool_free(&w->timers, tm, &w->timers); /* after H2: see the top of the file */
+    weft__pool_free(&td->timers, tm, &td->timers); /* after H2: see the top of the file */
     if (!run) {
         if (last)
             free_handle(h);
@@ -329,13 +341,17 @@ void weft__timer_handle_fire(weft__worker *w, weft__timer *tm) {
     }
 }
 
-void weft__timer_handles_destroy_all(weft_runtime *rt) {
+void weft__timer_registry_destroy(weft__timer_registry *r) {
+    if (!r)
+        return;
     /* Every task has finished, every worker has exited and no foreign call is inside
      * (RT-D4): no arming will fire and no callback runs. Armings still in wheels hold
-     * references too, but their pools are freed with the workers: free every handle. */
-    while (rt->timer_handles) {
-        weft_timer *h = rt->timer_handles;
-        rt->timer_handles = h->next;
+     * references too, but their pools are freed with the drivers: free every handle. */
+    while (r->head) {
+        weft_timer *h = r->head;
+        r->head = h->next;
         weft__free(h, sizeof(*h));
     }
+    pthread_mutex_destroy(&r->lock);
+    weft__free(r, sizeof(*r));
 }

@@ -22,7 +22,7 @@
  */
 #include "stress.h"
 
-#include "sched/worker.h" /* the per-worker steal counters behind weft_runtime_stats_get */
+#include "sched/runtime.h" /* the per-worker steal counters behind weft_runtime_stats_get */
 
 #include <errno.h>
 #include <sched.h>

@@ -6,7 +6,7 @@
 #include "weft_test.h"
 
 #include "base/atomic.h"
-#include "sched/worker.h"
+#include "sched/runtime.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

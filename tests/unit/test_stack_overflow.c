@@ -8,7 +8,7 @@
  */
 #include "weft_test.h"
 
-#include "sched/worker.h"
+#include "sched/runtime.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
