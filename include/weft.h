@@ -41,9 +41,8 @@
 extern "C" {
 #endif
 
-#define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
-#define WEFT_VERSION_PATCH 0
+/* WEFT_VERSION_MAJOR, _MINOR, _PATCH: generated from CMakeLists.txt's project(). */
+#include "weft/version.h"
 
 typedef struct weft_runtime weft_runtime; /* opaque */
 typedef struct weft_task weft_task;       /* opaque join handle */

@@ -11,7 +11,7 @@
  *   destroyer                               spawner from another thread
  *   (RT-D1) claim the runtime (CAS), then   (RT-S1) live_tasks += 1 (full RMW)
  *        shutting_down := 1 (full RMW)      (RT-S2) read shutting_down (full): if set,
- *   (RT-D2) wait until live_tasks == 0,          undo S1 (as a task finishing would)
+ *   (RT-D2) wait until live_tasks == 0,          undo RT-S1 (as a task finishing would)
  *        sleeping on `quiescent`                 and fail with ESHUTDOWN
  *   (RT-D3) stopping := 1; wake every
  *        worker; join them
@@ -25,17 +25,17 @@
  * workers is counted in `foreign_calls` for its whole length: spawn, join, detach,
  * block_on, timer arm, cancel and destroy, and a completer on another runtime's worker
  * that still has to wake one of rt's idle workers after its joiner may have run on
- * (worker.c, finish). A foreign spawner that backs out in S2 runs F1 and F2 itself, and
- * F1 may be what lets the destroyer past D2: without D4 its F2 (or a detach's free
+ * (worker.c, finish). A foreign spawner that backs out in RT-S2 runs RT-F1 and RT-F2 itself, and
+ * RT-F1 may be what lets the destroyer past RT-D2: without RT-D4 its RT-F2 (or a detach's free
  * into a pool, a timer cancel's revoke, another runtime's wake) would touch freed
- * memory. A call that begins after D4 has seen 0 uses rt after destroy, which is the
- * caller's bug, as any use after destroy returns. rt's own workers need no count: D3
+ * memory. A call that begins after RT-D4 has seen 0 uses rt after destroy, which is the
+ * caller's bug, as any use after destroy returns. rt's own workers need no count: RT-D3
  * joins them before anything is freed.
  *
- * S1/D1 are RMWs on different words read back by S2/D2: either the spawner sees
+ * RT-S1/RT-D1 are RMWs on different words read back by RT-S2/RT-D2: either the spawner sees
  * shutting_down and backs out, or the destroyer sees its task counted and waits for
- * it. F1/F2 against D1/D2: either the finisher sees shutting_down and wakes the
- * destroyer, or the destroyer's read of live_tasks comes after F1 and sees 0. Tasks
+ * it. RT-F1/RT-F2 against RT-D1/RT-D2: either the finisher sees shutting_down and wakes the
+ * destroyer, or the destroyer's read of live_tasks comes after RT-F1 and sees 0. Tasks
  * spawned by tasks need no check: while one runs, live_tasks > 0.
  *
  */

@@ -98,18 +98,11 @@ static inline void weft__atomic_store_ptr_release(weft__atomic_word *p, void *v)
 static inline unsigned weft__atomic_u32_load_acquire(const weft__atomic_u32 *p) {
     return AO_int_load_acquire(p);
 }
-static inline unsigned weft__atomic_u32_load_relaxed(const weft__atomic_u32 *p) {
-    return AO_int_load(p);
-}
 static inline void weft__atomic_u32_store_release(weft__atomic_u32 *p, unsigned v) {
     AO_int_store_release(p, v);
 }
 static inline unsigned weft__atomic_u32_fetch_add_full(weft__atomic_u32 *p, unsigned v) {
     return AO_int_fetch_and_add_full(p, v);
-}
-static inline unsigned weft__atomic_u32_cas_full(weft__atomic_u32 *p, unsigned expected,
-                                                unsigned desired) {
-    return AO_int_fetch_compare_and_swap_full(p, expected, desired);
 }
 
 /* A spin-wait hint for loops that wait a few instructions for another thread. */

@@ -19,13 +19,13 @@
  *   barrier) and every thief re-reads bottom after a full barrier of its own.
  *
  * The store-load pairs (the Dekker pattern at the heart of Chase-Lev):
- *   take:  (T1) bottom := b - 1      full-barrier RMW on bottom
- *          (T2) read top             acquire
- *   steal: (S1) read top             full-barrier RMW (adds 0) on top
- *          (S2) read bottom          acquire
- * The RMWs are totally ordered. If T1 comes first, a thief's S2 sees the lowered
+ *   take:  (DEQUE-T1) bottom := b - 1      full-barrier RMW on bottom
+ *          (DEQUE-T2) read top             acquire
+ *   steal: (DEQUE-S1) read top             full-barrier RMW (adds 0) on top
+ *          (DEQUE-S2) read bottom          acquire
+ * The RMWs are totally ordered. If DEQUE-T1 comes first, a thief's DEQUE-S2 sees the lowered
  * bottom and does not take element b - 1 without winning the CAS the owner also makes
- * when b - 1 is the last element. If S1 comes first, T2 sees top as S1 saw it or later,
+ * when b - 1 is the last element. If DEQUE-S1 comes first, DEQUE-T2 sees top as DEQUE-S1 saw it or later,
  * so the owner's emptiness test accounts for that thief.
  *
  * Designs not taken:
@@ -86,10 +86,10 @@ void *weft__deque_pop_owner(weft__deque *d) {
      * push. Relaxed is enough: a stale (smaller) top only sends us down the slow path. */
     if (weft__atomic_load_relaxed(&d->top) == b)
         return NULL;
-    /* (T1) Full-barrier RMW: bottom := b - 1 becomes visible before we read top (T2).
-     * Pairs with the thieves' (S1) RMW on top. */
+    /* (DEQUE-T1) Full-barrier RMW: bottom := b - 1 becomes visible before we read top (DEQUE-T2).
+     * Pairs with the thieves' (DEQUE-S1) RMW on top. */
     b = weft__atomic_fetch_add_full(&d->bottom, (AO_t)-1) - 1;
-    /* (T2) Acquire: pairs with thieves' CAS of top, so the element they took is
+    /* (DEQUE-T2) Acquire: pairs with thieves' CAS of top, so the element they took is
      * theirs. */
     AO_t t = weft__atomic_load_acquire(&d->top);
     if ((intptr_t)(b - t) < 0) {
@@ -109,15 +109,15 @@ void *weft__deque_pop_owner(weft__deque *d) {
 }
 
 weft__steal_result weft__deque_steal_any(weft__deque *d, void **item) {
-    /* (S1) A full-barrier read of top (an RMW that adds 0) so that our read of bottom
-     * (S2) cannot be satisfied before it; pairs with the owner's (T1). */
+    /* (DEQUE-S1) A full-barrier read of top (an RMW that adds 0) so that our read of bottom
+     * (DEQUE-S2) cannot be satisfied before it; pairs with the owner's (DEQUE-T1). */
     AO_t t = weft__atomic_load_full(&d->top);
-    /* (S2) Acquire: pairs with the owner's release store of bottom in push, so the
+    /* (DEQUE-S2) Acquire: pairs with the owner's release store of bottom in push, so the
      * slot's content is visible. */
     AO_t b = weft__atomic_load_acquire(&d->bottom);
     if ((intptr_t)(b - t) <= 0)
         return WEFT__STEAL_EMPTY;
-    /* Relaxed: ordered after (S2)'s acquire; the slot cannot be rewritten before top
+    /* Relaxed: ordered after (DEQUE-S2)'s acquire; the slot cannot be rewritten before top
      * passes t, and our CAS below fails if it did. */
     void *x = (void *)weft__atomic_load_relaxed(&d->slots[t & d->mask]);
     /* Full: claims element t; its release half pairs with the owner's acquire read of

@@ -1,5 +1,5 @@
 /*
- * park.c: idle workers. Owns the searching/unparked counts and the sleepers list; the
+ * idle.c: idle workers. Owns the searching/unparked counts and the sleepers list; the
  * futex each worker sleeps on, and the queues, belong to worker.c.
  *
  * The rule (Go's "spinning" threads, Tokio's searching workers): at most one wake-up is
@@ -12,25 +12,25 @@
  * The lost-wake-up protocol, as two paired sequences:
  *
  *   submitter (spawn, wake)                  worker running dry
- *   (N1) make the task visible: deque or     (P1) full-barrier RMW on `state`: leave
+ *   (IDLE-N1) make the task visible: deque or     (IDLE-P1) full-barrier RMW on `state`: leave
  *        injection queue (release).               unparked (and searching); join the
- *   (N2) full fence, then read `state`.           sleepers.
- *   (N3) if no searcher and not everyone     (P2) re-read every deque and the
+ *   (IDLE-N2) full fence, then read `state`.           sleepers.
+ *   (IDLE-N3) if no searcher and not everyone     (IDLE-P2) re-read every deque and the
  *        is unparked: claim a sleeper,            injection queue; wake a worker
  *        wake it.                                 (perhaps itself) if any has work.
- *                                            (P3) sleep on its own futex word until a
+ *                                            (IDLE-P3) sleep on its own futex word until a
  *                                                 claimer sets it.
  *
- * N1-N2 and P1-P2 are each a store, a full barrier, then loads (Dekker): either N2's
- * read sees P1 (one fewer unparked worker, so with nobody searching N3 wakes a
- * sleeper), or P2's reads see N1's task and P2 wakes a worker for it. Hence P2 on
- * every park. Rejected: P2 only by the last searcher to park, as Tokio does. A worker
+ * IDLE-N1-N2 and IDLE-P1-P2 are each a store, a full barrier, then loads (Dekker): either IDLE-N2's
+ * read sees IDLE-P1 (one fewer unparked worker, so with nobody searching IDLE-N3 wakes a
+ * sleeper), or IDLE-P2's reads see IDLE-N1's task and IDLE-P2 wakes a worker for it. Hence IDLE-P2 on
+ * every park. Rejected: IDLE-P2 only by the last searcher to park, as Tokio does. A worker
  * that was not searching (another was, so the cap kept it from joining) then parks
- * without looking: if N2 read `state` while that worker was still unparked (between its
- * failed attempt to search and P1) and the one searcher had already left, nobody
- * looked after N1, and the task sat in a busy worker's deque with the other worker
+ * without looking: if IDLE-N2 read `state` while that worker was still unparked (between its
+ * failed attempt to search and IDLE-P1) and the one searcher had already left, nobody
+ * looked after IDLE-N1, and the task sat in a busy worker's deque with the other worker
  * asleep. Chaos scheduling (chaos.h) found it: seed 21, plain_spawn_join's idle-steal
- * case, whose parent spins until another worker runs its child. A P2 costs a read of
+ * case, whose parent spins until another worker runs its child. A IDLE-P2 costs a read of
  * every deque's two indices, on a path that is about to sleep in the kernel anyway.
  *
  * Designs not taken:
@@ -77,20 +77,20 @@ bool weft__idle_begin_searching(weft__idle *idle) {
     if (2 * SEARCHING(s) >= idle->worker_count)
         return false;
     /* Full: a searcher must be counted before it looks at the queues, so that a
-     * submitter's N2 that misses the work's claimer sees it. */
+     * submitter's IDLE-N2 that misses the work's claimer sees it. */
     weft__atomic_fetch_add_full(&idle->state, SEARCHING_ONE);
     return true;
 }
 
 bool weft__idle_end_searching(weft__idle *idle) {
-    /* Full: pairs with N2, as P1 does. */
+    /* Full: pairs with IDLE-N2, as IDLE-P1 does. */
     AO_t prev = weft__atomic_fetch_add_full(&idle->state, (AO_t)0 - SEARCHING_ONE);
     return SEARCHING(prev) == 1;
 }
 
 void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
     pthread_mutex_lock(&idle->lock);
-    /* (P1) Full: pairs with N2; the re-check (P2) that follows reads the queues after
+    /* (IDLE-P1) Full: pairs with IDLE-N2; the re-check (IDLE-P2) that follows reads the queues after
      * this barrier. */
     AO_t dec = UNPARKED_ONE + (searching ? SEARCHING_ONE : 0);
     weft__atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
@@ -99,7 +99,7 @@ void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
 }
 
 int weft__idle_claim_sleeper(weft__idle *idle) {
-    /* (N2) A full fence, then the read: the task made visible in N1 is ordered before
+    /* (IDLE-N2) A full fence, then the read: the task made visible in IDLE-N1 is ordered before
      * it. The fence is on a private word (atomic.h): a full-barrier RMW of `state`
      * itself, as a first version did, bounced its cache line between workers on every
      * spawn and took a quarter of fib's time on 2 workers. */
@@ -114,7 +114,7 @@ int weft__idle_claim_sleeper(weft__idle *idle) {
     int index = -1;
     if (SEARCHING(s) == 0 && idle->sleeper_count > 0) {
         index = (int)idle->sleepers[--idle->sleeper_count];
-        /* (N3) Full: the claimed worker is counted as unparked and searching before it
+        /* (IDLE-N3) Full: the claimed worker is counted as unparked and searching before it
          * is woken, so no second submitter wakes another for the same work. */
         weft__atomic_fetch_add_full(&idle->state, UNPARKED_ONE + SEARCHING_ONE);
     }
@@ -128,7 +128,7 @@ bool weft__idle_unpark_self(weft__idle *idle, unsigned index) {
     for (unsigned i = 0; i < idle->sleeper_count; i++) {
         if (idle->sleepers[i] == index) {
             idle->sleepers[i] = idle->sleepers[--idle->sleeper_count];
-            /* Full: as N3, the count changes before we look at any queue. */
+            /* Full: as IDLE-N3, the count changes before we look at any queue. */
             weft__atomic_fetch_add_full(&idle->state, UNPARKED_ONE);
             found = true;
             break;

@@ -1,6 +1,6 @@
 /*
  * park.h: which workers are idle, and waking them: searching, parking and the
- * one-searcher-at-a-time wake-up rule. The protocol is written out in park.c.
+ * one-searcher-at-a-time wake-up rule. The protocol is written out in idle.c.
  */
 #ifndef WEFT__SCHED_IDLE_H
 #define WEFT__SCHED_IDLE_H
@@ -12,7 +12,7 @@
 
 typedef struct weft__idle {
     /* Low 32 bits: workers searching for work (stealing). High 32 bits: workers not
-     * parked. Changed only by full-barrier RMWs; see park.c. */
+     * parked. Changed only by full-barrier RMWs; see idle.c. */
     weft__atomic_word state;
     pthread_mutex_t lock;
     unsigned *sleepers;     /* under lock: a stack of parked worker indices */
@@ -28,15 +28,16 @@ void weft__idle_destroy(weft__idle *idle);
 bool weft__idle_begin_searching(weft__idle *idle);
 
 /* A searcher that found work stops searching. True if it was the last searcher: then
- * the caller must call weft__idle_wake_one so that someone searches for the rest. */
+ * the caller must wake a sleeper (weft__idle_claim_sleeper, then unpark the worker it
+ * names) so that someone searches for the rest. */
 bool weft__idle_end_searching(weft__idle *idle);
 
-/* (P1) A worker about to sleep: leaves the unparked (and searching) count and puts
- * itself on the sleepers list. The caller must then re-check every queue (P2) and wake
+/* (IDLE-P1) A worker about to sleep: leaves the unparked (and searching) count and puts
+ * itself on the sleepers list. The caller must then re-check every queue (IDLE-P2) and wake
  * a sleeper if it finds work. */
 void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching);
 
-/* (N2, N3) After new work was made visible (N1): if no worker searches and one sleeps,
+/* (IDLE-N2, IDLE-N3) After new work was made visible (IDLE-N1): if no worker searches and one sleeps,
  * takes one sleeper off the list, counts it as unparked and searching, and returns its
  * index (the caller then wakes it); else returns -1. */
 int weft__idle_claim_sleeper(weft__idle *idle);

@@ -39,7 +39,7 @@ size_t weft__inject_pop_batch_any(weft__inject *q, size_t max, weft__fifo *out);
 static inline size_t weft__inject_length_any(weft__inject *q) {
     /* Acquire: if we see a non-zero length, taking the lock will find the links (the
      * lock orders the rest); a stale zero is re-checked by the parking protocol
-     * (park.c), which reads it after a full barrier. */
+     * (idle.c), which reads it after a full barrier. */
     return (size_t)weft__atomic_load_acquire(&q->length);
 }
 

@@ -12,11 +12,11 @@
  *   (JOIN-J1) read state: RELEASED: -EINVAL.  (JOIN-C1) read state.
  *   (JOIN-J2) CAS: state |= JOIN_CLAIMED,     (JOIN-C2) CAS: state |= COMPLETE, and
  *        failing on RELEASED or a claim            WAKE_DONE too unless the state it
- *        (-EINVAL). If COMPLETE was set: J5.       replaces has JOIN_WAITING.
+ *        (-EINVAL). If COMPLETE was set: JOIN-J5.       replaces has JOIN_WAITING.
  *   (JOIN-J3) store `joiner` (ours alone      (JOIN-C3) if that state had JOIN_WAITING:
  *        while claimed); CAS: state |=             read `joiner` now, and wake it; else
  *        JOIN_WAITING, failing on COMPLETE         if RELEASED, free the child.
- *        (J5: C2 saw no waiter, set           (JOIN-C4) state |= WAKE_DONE: the last
+ *        (JOIN-J5: JOIN-C2 saw no waiter, set           (JOIN-C4) state |= WAKE_DONE: the last
  *        WAKE_DONE).                               touch of either object; only then
  *   (JOIN-J4) park until COMPLETE.                 the system calls (waking an idle
  *   (JOIN-J5) wait for WAKE_DONE, take the         worker or a foreign joiner's futex).
@@ -25,43 +25,43 @@
  *   a deadline join whose deadline passed     a detach
  *   (JOIN-X1) CAS: clear JOIN_WAITING and     (JOIN-R1) CAS: state |= RELEASED, unless
  *        JOIN_CLAIMED, failing on COMPLETE         JOIN_CLAIMED or RELEASED is set (a
- *        (then C2 has committed to waking          join owns the handle: the detach
- *        us: J5, a success at the deadline).       does nothing). If COMPLETE was set,
+ *        (then JOIN-C2 has committed to waking          join owns the handle: the detach
+ *        us: JOIN-J5, a success at the deadline).       does nothing). If COMPLETE was set,
  *        The handle is the caller's again.         free the child: nobody else will.
  *
- * Why the joiner is read after C2, not before (ABA). A first version read `joiner` in
- * C1 and CASed in C2. Between the two, a deadline join could withdraw (X1) and a new
- * join of the same handle register (J2, J3): the state word was then bit for bit what
- * C1 had read, C2 succeeded, and C3 woke the withdrawn joiner: a stale foreign waiter
+ * Why the joiner is read after JOIN-C2, not before (ABA). A first version read `joiner` in
+ * JOIN-C1 and CASed in JOIN-C2. Between the two, a deadline join could withdraw (JOIN-X1) and a new
+ * join of the same handle register (JOIN-J2, JOIN-J3): the state word was then bit for bit what
+ * JOIN-C1 had read, JOIN-C2 succeeded, and JOIN-C3 woke the withdrawn joiner: a stale foreign waiter
  * on a reused stack slot, or a task object that was another task by then, while the
  * new joiner slept forever (found by a cold review; the TSan stress run's hang in
- * stress_deadlines). Once C2 has set COMPLETE, X1 and J2/J3 all fail, so the joiner
- * that C2's replaced state announced is the one in `joiner`. Rejected: a registration
+ * stress_deadlines). Once JOIN-C2 has set COMPLETE, JOIN-X1 and JOIN-J2/JOIN-J3 all fail, so the joiner
+ * that JOIN-C2's replaced state announced is the one in `joiner`. Rejected: a registration
  * counter in the state word: more bits and a wider CAS for what ordering gives free.
  *
  * Why JOIN_CLAIMED is a state bit (a first version claimed the `joiner` word by CAS):
  * a detach and a join then meet on one word, so exactly one of them owns the handle. A
- * detach landing between J1 and the claim made the join either return 0 for a detached
+ * detach landing between JOIN-J1 and the claim made the join either return 0 for a detached
  * handle or, when the child had completed, free the object a second time. A join that
  * finds the child complete claims it too, before it frees it: otherwise a detach
  * racing it would free the same completed child (tests/stress/stress_handle_races.c,
  * part 3, found this one in the first fix).
  *
- * J3 and C2 are CASes on one word: if J3 wins, C2 sees JOIN_WAITING and C3 wakes the
- * joiner; if C2 wins, J3 fails and the joiner goes to J5 without parking. J5 matters
- * when the joiner sees COMPLETE on its own (between J3 and J4's park, or from another
- * thread) before C3 has happened: without it the joiner could free the child, run on
- * and exit while C3 is about to touch it. The wait is the few instructions between C2
- * and C4 (no system call and no lock between them), so J5 spins rather than parks,
- * yielding the CPU if the completer was preempted there. Rejected: C4 after the
+ * JOIN-J3 and JOIN-C2 are CASes on one word: if JOIN-J3 wins, JOIN-C2 sees JOIN_WAITING and JOIN-C3 wakes the
+ * joiner; if JOIN-C2 wins, JOIN-J3 fails and the joiner goes to JOIN-J5 without parking. JOIN-J5 matters
+ * when the joiner sees COMPLETE on its own (between JOIN-J3 and JOIN-J4's park, or from another
+ * thread) before JOIN-C3 has happened: without it the joiner could free the child, run on
+ * and exit while JOIN-C3 is about to touch it. The wait is the few instructions between JOIN-C2
+ * and JOIN-C4 (no system call and no lock between them), so JOIN-J5 spins rather than parks,
+ * yielding the CPU if the completer was preempted there. Rejected: JOIN-C4 after the
  * wake-up's system calls, as a first version had it: a joiner stolen at once by an idle
  * worker then spun through the completer's futex_wake, tens of microseconds, and a
  * profile of deadline-heavy tests showed 40% of CPU there.
  *
- * A joiner of another runtime: after C4 the joiner may run on, return, and its runtime
+ * A joiner of another runtime: after JOIN-C4 the joiner may run on, return, and its runtime
  * be destroyed, while the completer still has to wake one of that runtime's idle
  * workers. The completer therefore pins that runtime as a foreign call (runtime.c,
- * RT-D4) in C3, before C4, and unpins it after the wake.
+ * RT-D4) in JOIN-C3, before JOIN-C4, and unpins it after the wake.
  *
  * Chaos points (chaos.h) sit between the steps above: a seeded chaos run widens each
  * window from a few instructions to microseconds.
@@ -100,7 +100,7 @@ void weft__task_complete(weft__worker *w, weft_task *t) {
             weft__task_free(t, &w->tasks);
         return;
     }
-    /* (JOIN-C3) Relaxed: ordered after JOIN-J3 by C2's acquire, and stable since C2 set
+    /* (JOIN-C3) Relaxed: ordered after JOIN-J3 by JOIN-C2's acquire, and stable since JOIN-C2 set
      * COMPLETE (no withdraw, no new registration can follow it). */
     AO_t joiner = weft__atomic_load_relaxed(&t->joiner);
     weft_runtime *scheduled = NULL;
@@ -113,14 +113,14 @@ void weft__task_complete(weft__worker *w, weft_task *t) {
         /* The scheduler's wake function: queues j if it had parked (on j's runtime,
          * not t's: a join may cross runtimes). */
         scheduled = weft__worker_wake_quiet((weft_task *)joiner);
-        /* Pin a runtime other than ours (RT-D4): after C4 the joiner may run on,
+        /* Pin a runtime other than ours (RT-D4): after JOIN-C4 the joiner may run on,
          * return, and its runtime be destroyed, before the notify below. */
         if (scheduled && scheduled != rt)
             weft__runtime_foreign_enter(scheduled);
     }
     WEFT__CHAOS_POINT(chaos, "JOIN-C3");
-    /* (JOIN-C4) Full: our last touch of t (and of the joiner's object); pairs with J5's
-     * acquire. It comes before any system call, so that J5 waits for a few
+    /* (JOIN-C4) Full: our last touch of t (and of the joiner's object); pairs with JOIN-J5's
+     * acquire. It comes before any system call, so that JOIN-J5 waits for a few
      * instructions only: the caller wakes an idle worker after we return. */
     weft__atomic_fetch_add_full(&t->state, WEFT__TASK_WAKE_DONE);
     /* The foreign joiner may have returned by now and its stack frame (the futex
@@ -140,8 +140,8 @@ void weft__task_complete(weft__worker *w, weft_task *t) {
 void weft__task_complete_inline(weft_task *t) {
     AO_t s = weft__atomic_load_relaxed(&t->state);
     for (;;) {
-        /* (JOIN-C2 for an inline join) The joiner registered by J2/J3 is the caller,
-         * running: no wake-up to deliver, so WAKE_DONE goes with COMPLETE. Full: as C2. */
+        /* (JOIN-C2 for an inline join) The joiner registered by JOIN-J2/JOIN-J3 is the caller,
+         * running: no wake-up to deliver, so WAKE_DONE goes with COMPLETE. Full: as JOIN-C2. */
         AO_t seen =
             weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_COMPLETE | WEFT__TASK_WAKE_DONE);
         if (seen == s)
@@ -163,7 +163,7 @@ AO_t weft__task_await_wake_done(weft_task *t) {
 
 /* ---- The joiner's side ---------------------------------------------------------------- */
 
-/* (JOIN-J5, task.c) Consumes a completed handle: result out, object freed. */
+/* (JOIN-J5) Consumes a completed handle: result out, object freed. */
 static int take_result(weft_task *t, void **result) {
     AO_t s = weft__task_await_wake_done(t);
     if (result)
@@ -182,7 +182,7 @@ static int withdraw_join(weft_task *t, void **result) {
     for (;;) {
         if (s & WEFT__TASK_COMPLETE)
             return take_result(t, result);
-        /* Full: pairs with JOIN-C2 on the same word; if we win, C2 sees no waiter and
+        /* Full: pairs with JOIN-C2 on the same word; if we win, JOIN-C2 sees no waiter and
          * never reads `joiner` for this registration. */
         AO_t seen = weft__atomic_cas_full(
             &t->state, s, s & ~(AO_t)(WEFT__TASK_JOIN_WAITING | WEFT__TASK_JOIN_CLAIMED));
@@ -194,13 +194,13 @@ static int withdraw_join(weft_task *t, void **result) {
 
 /* (JOIN-J2) Claims the handle for this join, completed or not: a detach racing us must
  * find it claimed, or free a completed child we are about to take. 0: claimed, not
- * complete; 1: claimed, complete (go to J5); -EINVAL: detached, or another join owns
+ * complete; 1: claimed, complete (go to JOIN-J5); -EINVAL: detached, or another join owns
  * it. */
 static int claim_join(weft_task *t, AO_t s) {
     for (;;) {
         if (s & (WEFT__TASK_RELEASED | WEFT__TASK_JOIN_CLAIMED))
             return -EINVAL;
-        /* Full: pairs with JOIN-R1 and with another join's J2 on the same word: exactly
+        /* Full: pairs with JOIN-R1 and with another join's JOIN-J2 on the same word: exactly
          * one of them owns the handle. Its acquire half pairs with JOIN-C2's release
          * when the child is complete (`result` is then final). */
         AO_t seen = weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_JOIN_CLAIMED);
@@ -211,7 +211,7 @@ static int claim_join(weft_task *t, AO_t s) {
 }
 
 /* (JOIN-J3) Publishes `me` and announces it. True: registered; false: the child
- * completed first, with WAKE_DONE set (go to J5). */
+ * completed first, with WAKE_DONE set (go to JOIN-J5). */
 static bool register_joiner(weft_task *t, AO_t me) {
     /* Relaxed: the word is ours while we hold JOIN_CLAIMED; the CAS below publishes it. */
     weft__atomic_store_relaxed(&t->joiner, me);
@@ -219,8 +219,8 @@ static bool register_joiner(weft_task *t, AO_t me) {
     for (;;) {
         if (s & WEFT__TASK_COMPLETE)
             return false;
-        /* Full: release publishes `joiner` to JOIN-C3 (through C2's acquire); fails if
-         * C2 came first. */
+        /* Full: release publishes `joiner` to JOIN-C3 (through JOIN-C2's acquire); fails if
+         * JOIN-C2 came first. */
         AO_t seen = weft__atomic_cas_full(&t->state, s, s | WEFT__TASK_JOIN_WAITING);
         if (seen == s)
             return true;
@@ -238,7 +238,7 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     weft__foreign_waiter waiter;
     weft__atomic_u32_store_release(&waiter.done, 0);
     AO_t me = self ? (AO_t)self : ((AO_t)&waiter | 1);
-    /* (JOIN-J1) A first look, to fail early: relaxed, J2's CAS decides. */
+    /* (JOIN-J1) A first look, to fail early: relaxed, JOIN-J2's CAS decides. */
     AO_t s = weft__atomic_load_relaxed(&t->state);
     if (s & WEFT__TASK_RELEASED)
         return -EINVAL; /* detached: the handle is not ours to join */
@@ -260,7 +260,7 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     if (!register_joiner(t, me))
         return take_result(t, result);
     WEFT__CHAOS_POINT(chaos, "JOIN-J3");
-    /* Registered (J2, J3), so no other join or detach can touch t: if t has not started
+    /* Registered (JOIN-J2, JOIN-J3), so no other join or detach can touch t: if t has not started
      * and is next in our own deque, run it here, on our stack (worker.c). */
     if (self && deadline_ns == WEFT_FOREVER && w->runtime->inline_join &&
         weft__worker_join_inline(t))

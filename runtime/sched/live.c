@@ -2,7 +2,7 @@
  * live.c: who is inside a runtime: its live tasks (counted with per-worker credits) and
  * the calls from other threads in flight (foreign calls). The shutdown protocol that
  * reads both is written out in runtime/runtime.c (RT-D1..D4); the steps here are its
- * other halves: RT-S1/S2 (a spawn counts itself, then checks for shutdown), RT-F1/F2 (a
+ * other halves: RT-S1/RT-S2 (a spawn counts itself, then checks for shutdown), RT-F1/RT-F2 (a
  * finishing task uncounts itself, and wakes the destroyer if it was the last).
  *
  * Counting live tasks without a shared cache line on every spawn. live_tasks counts the

@@ -26,7 +26,7 @@ struct weft_runtime {
     size_t stack_size;
     size_t max_tasks;
     bool inline_join;    /* WEFT_CONFIG_NO_INLINE_JOIN not set */
-    AO_t live_batch;     /* live_tasks credits taken at a time; 0: none (runtime.c) */
+    AO_t live_batch;     /* live_tasks credits taken at a time; 0: none (live.c) */
     uint64_t chaos_seed; /* 0: chaos scheduling off (chaos.h) */
     weft__worker **workers;
 

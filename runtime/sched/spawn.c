@@ -1,6 +1,6 @@
 /*
  * spawn.c: the task API besides joining: spawning (from a task or any thread), yielding,
- * a task's id and name, the current runtime. Spawns are counted by live.c (RT-S1/S2);
+ * a task's id and name, the current runtime. Spawns are counted by live.c (RT-S1/RT-S2);
  * making the task runnable is worker.c's.
  */
 #include "sched/runtime.h"

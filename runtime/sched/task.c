@@ -15,7 +15,7 @@
  *                                             (WAKE-W2) else set NOTIFIED (if not set).
  *
  * The CASes on one word are totally ordered, so either the waker's CAS comes first
- * (P1 sees NOTIFIED) or the parker's does (W1 sees PARKED): exactly one side
+ * (WAKE-P1 sees NOTIFIED) or the parker's does (WAKE-W1 sees PARKED): exactly one side
  * schedules the task, and at most once.
  *
  * Task objects come from pools (pool.h): freed objects keep their memory until the
@@ -62,7 +62,7 @@ bool weft__task_wake(weft_task *t) {
         else
             next = s | WEFT__TASK_NOTIFIED; /* (WAKE-W2) */
         /* Full: orders what the waker published before the wake (release) and pairs
-         * with the parker's CAS (WAKE-P1/P2) on the same word. */
+         * with the parker's CAS (WAKE-P1/WAKE-P2) on the same word. */
         AO_t seen = weft__atomic_cas_full(&t->state, s, next);
         if (seen == s)
             return (s & WEFT__TASK_PARKED) != 0;

@@ -1,7 +1,7 @@
 /*
  * task.h: the task object (which is also its join handle), its state word, the
  * park/wake protocol and the per-worker pools task objects come from. The protocols
- * are written out in task.c.
+ * are written out in task.c (WAKE-*) and join.c (JOIN-*).
  */
 #ifndef WEFT__SCHED_TASK_H
 #define WEFT__SCHED_TASK_H
@@ -22,7 +22,7 @@
 
 /* The state word's bits. Once set, COMPLETE, RELEASED and START_FAILED are never
  * cleared for the life of the object; NOTIFIED and PARKED come and go; JOIN_CLAIMED and
- * JOIN_WAITING are cleared only by a deadline join that withdraws (task.c, JOIN-X1). */
+ * JOIN_WAITING are cleared only by a deadline join that withdraws (join.c, JOIN-X1). */
 enum {
     /* A wake-up arrived while the task was running or on its way to park: the next park
      * returns at once instead of sleeping. */

@@ -11,7 +11,7 @@
  *   3. its yield queue, oldest first (a task that yielded runs after every other
  *      runnable task of the worker);
  *   4. the injection queue, taking a fair share in one batch;
- *   5. as a searcher (park.c), the other workers' deques, from a random victim on,
+ *   5. as a searcher (idle.c), the other workers' deques, from a random victim on,
  *      and the injection queue again;
  *   6. it parks (idle.c) on its driver (driver.h) until a submitter claims it or the
  *      driver's next deadline (its earliest timer) comes.
@@ -74,14 +74,14 @@ void weft__worker_unpark(weft__worker *w) {
     w->driver->ops->unpark(w->driver, &w->wake_word);
 }
 
-/* (N2, N3) of park.c, after new work became visible. */
+/* (IDLE-N2, IDLE-N3) of idle.c, after new work became visible. */
 static void notify_one(weft_runtime *rt) {
     int index = weft__idle_claim_sleeper(&rt->idle);
     if (index >= 0)
         weft__worker_unpark(rt->workers[index]);
 }
 
-/* (N1) Pushes t on w's deque; when the deque is full, moves its older half and t to the
+/* (IDLE-N1) Pushes t on w's deque; when the deque is full, moves its older half and t to the
  * injection queue in one batch (Tokio's overflow policy). Does not notify. */
 static void push_local_quiet(weft__worker *w, weft_task *t) {
     while (!weft__deque_push_owner(&w->deque, t)) {
@@ -208,7 +208,7 @@ static weft_task *steal(weft__worker *w) {
     return NULL;
 }
 
-/* (P2) Is any work visible anywhere? Called after P1's barrier. */
+/* (IDLE-P2) Is any work visible anywhere? Called after IDLE-P1's barrier. */
 static bool work_visible(weft_runtime *rt) {
     if (weft__inject_length_any(&rt->inject) > 0)
         return true;
@@ -223,7 +223,7 @@ static bool work_visible(weft_runtime *rt) {
  * then stolen without a futex wake-up on the spawner's side and a sleep and wake on
  * ours (spawn_many, one producer and one thief: with the spin its median went from 172
  * to 160 ms on the 2-core VM, 2026-11-25, five interleaved runs each). While it searches, spawns
- * wake nobody (N3). Bounded, and only by a worker that was just busy: an idle runtime still burns
+ * wake nobody (IDLE-N3). Bounded, and only by a worker that was just busy: an idle runtime still burns
  * no CPU. */
 #ifndef WEFT__SEARCH_SPIN_NS
 #define WEFT__SEARCH_SPIN_NS 20000
@@ -249,18 +249,18 @@ static weft_task *search_a_while(weft__worker *w) {
 static void park(weft__worker *w) {
     weft_runtime *rt = w->runtime;
     /* A parked worker holds no live_tasks credits: once every task has finished, the
-     * last worker to park empties live_tasks and wakes a destroyer (runtime.c). */
+     * last worker to park empties live_tasks and wakes a destroyer (live.c, RT-F2). */
     weft__runtime_release_credit(rt, w);
-    weft__chaos_delay(&w->chaos); /* chaos: widen the window before P1 */
+    weft__chaos_delay(&w->chaos); /* chaos: widen the window before IDLE-P1 */
     /* (IDLE-P1) */
     weft__idle_prepare_park(&rt->idle, w->index, w->searching);
     w->searching = false;
     WEFT__CHAOS_POINT(rt->chaos_seed, "IDLE-P1");
-    /* (IDLE-P2) Every parking worker, not only the last searcher (park.c explains why). */
+    /* (IDLE-P2) Every parking worker, not only the last searcher (idle.c explains why). */
     if (work_visible(rt))
         notify_one(rt);
-    weft__chaos_delay(&w->chaos); /* chaos: and between P2 and the futex wait */
-    /* (P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
+    weft__chaos_delay(&w->chaos); /* chaos: and between IDLE-P2 and the futex wait */
+    /* (IDLE-P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
      * stopping pairs with the release store in weft_runtime_destroy. Sleeps no later
      * than this worker's earliest timer: a parked worker fires its timers on time. */
     while (weft__atomic_u32_load_acquire(&w->wake_word) == 0) {
@@ -275,7 +275,7 @@ static void park(weft__worker *w) {
         w->driver->ops->park(w->driver, &w->wake_word, deadline);
     }
     weft__atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
-    w->searching = true;                             /* the claimer counted us as a searcher (N3) */
+    w->searching = true;                             /* the claimer counted us as a searcher (IDLE-N3) */
 }
 
 /* Runs when a task's function has returned, or when it could not start, on the worker
@@ -402,7 +402,7 @@ bool weft__worker_join_inline(weft_task *t) {
         return false;
     if (weft__chaos_one_in(&w->chaos, 4)) /* chaos: take the parking path instead */
         return false;
-    /* (I1) Only the bottom of our own deque: the next task this worker would run anyway,
+    /* (INLINE-I1) Only the bottom of our own deque: the next task this worker would run anyway,
      * that no thief took. Pop it to look, push it back if it is not t: both are owner
      * operations, so the deque is as it was. */
     void *bottom = weft__deque_pop_owner(&w->deque);
@@ -413,14 +413,14 @@ bool weft__worker_join_inline(weft_task *t) {
             weft__worker_schedule_quiet(rt, bottom); /* cannot fail: we just popped */
         return false;
     }
-    /* (I2) Enough stack left for t: at least 3/4 of the configured size (weft.h). */
+    /* (INLINE-I2) Enough stack left for t: at least 3/4 of the configured size (weft.h). */
     unsigned char *sp = __builtin_frame_address(0);
     if (!self->stack || sp < self->stack->low ||
         (size_t)(sp - self->stack->low) < rt->stack_size / 4 * 3) {
         push_local_quiet(w, t);
         return false;
     }
-    /* (I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
+    /* (INLINE-I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
      * `stack` points at ours, so that if it parks, the scheduler resumes its saved
      * context rather than starting it afresh; its fiber is ours (the same stack). */
     t->stack = self->stack;
@@ -429,7 +429,7 @@ bool weft__worker_join_inline(weft_task *t) {
     /* A statistic, owner-written: relaxed. */
     weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
     run_inline(t);
-    /* (I4) t's function returned, perhaps on another worker if it parked. We are self
+    /* (INLINE-I4) t's function returned, perhaps on another worker if it parked. We are self
      * again; complete t as finish() would, minus the stack, which is ours. */
     w = weft__worker_current();
     w->current = self;

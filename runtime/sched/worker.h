@@ -110,7 +110,7 @@ bool weft__worker_yield_current(void);
  * least 3/4 of the configured stack size free, runs t to completion on the caller's
  * stack, as t (a function call instead of a stack, two switches, a park and a wake).
  * t may park meanwhile; the caller then waits under it. The caller must already be
- * registered as t's joiner (J2, J3 in task.c), so that no other join or detach can
+ * registered as t's joiner (JOIN-J2, JOIN-J3 in join.c), so that no other join or detach can
  * touch t meanwhile. Returns true if t completed this way (its result is then waiting
  * in t), false if nothing was done. */
 bool weft__worker_join_inline(weft_task *t);

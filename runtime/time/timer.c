@@ -34,7 +34,7 @@
  * still deliver its wake after the task resumed: that leaves NOTIFIED set on the task,
  * a spurious wake-up for its next park, which every wait loop tolerates. It can never
  * touch freed memory: the timer side is waited out (DONE) or revoked (CANCELLED) before
- * the task goes on, and the join side likewise (WAKE_DONE, task.c).
+ * the task goes on, and the join side likewise (WAKE_DONE, join.c).
  */
 #include "time/timer.h"
 

@@ -19,20 +19,20 @@
  * Whoever drops the last reference frees the handle, after unlocking.
  *
  * Firing, re-arming and cancelling race; the handle decides who wins:
- *   (H1) the owner claims the arming in its wheel (CAS ARMED -> FIRING, timer.c);
- *   (H2) it locks the handle: the arming is current only if `armed` still points to it.
- *        A cancel or re-arm that came between H1 and H2 failed to revoke it (the CAS
+ *   (TIMER-H1) the owner claims the arming in its wheel (CAS ARMED -> FIRING, timer.c);
+ *   (TIMER-H2) it locks the handle: the arming is current only if `armed` still points to it.
+ *        A cancel or re-arm that came between TIMER-H1 and TIMER-H2 failed to revoke it (the CAS
  *        was lost) and cleared `armed`: the owner then drops it, the callback does not
  *        run, and that cancel counts as having stopped the firing (it returns 1). So
- *        every arming ends exactly one way: its callback runs (H2 found it current),
+ *        every arming ends exactly one way: its callback runs (TIMER-H2 found it current),
  *        or a cancel, re-arm or destroy stopped it; and after weft_timer_cancel
  *        returns, a callback starts only if it was found current before the cancel
  *        took the lock, never after.
- *   (H3) a current arming whose callback is already running on another worker sets
+ *   (TIMER-H3) a current arming whose callback is already running on another worker sets
  *        `refire`: the running callback runs once more when it returns. Callbacks of
  *        one handle therefore never run concurrently, and none is lost.
- * The arming object is freed by its owner only after H2, so its address cannot be
- * reused for a new arming of the same handle while H2 compares pointers.
+ * The arming object is freed by its owner only after TIMER-H2, so its address cannot be
+ * reused for a new arming of the same handle while TIMER-H2 compares pointers.
  *
  * Arms from a thread that is not one of the runtime's workers have no wheel to use:
  * they record the deadline as `pending` under a new generation and spawn a small task
@@ -73,7 +73,7 @@ struct weft_timer {
     unsigned refs;
     bool destroyed;
     bool running;         /* the callback runs now, on `runner` */
-    bool refire;          /* fired again while running: run once more (H3) */
+    bool refire;          /* fired again while running: run once more (TIMER-H3) */
     weft__worker *runner; /* meaningful while running */
 };
 
@@ -140,8 +140,8 @@ static bool disarm_locked(weft_timer *h) {
     h->generation++;
     if (h->armed) {
         weft__timer *tm = h->armed;
-        /* Stopped either way: revoked here, or claimed by its owner (H1) but not yet
-         * current-checked (H2), which it now fails, so the callback does not run. */
+        /* Stopped either way: revoked here, or claimed by its owner (TIMER-H1) but not yet
+         * current-checked (TIMER-H2), which it now fails, so the callback does not run. */
         h->armed = NULL;
         stopped = true;
         if (weft__timer_revoke(tm))
@@ -301,11 +301,11 @@ void weft__timer_handle_fire(weft__time_driver *td, weft__timer *tm) {
     weft__worker *w = td->worker;
     weft_timer *h = tm->handle;
     handle_lock(h);
-    /* (H2) */
+    /* (TIMER-H2) */
     bool run = h->armed == tm;
     if (run)
         h->armed = NULL;
-    if (run && h->running) { /* (H3) */
+    if (run && h->running) { /* (TIMER-H3) */
         h->refire = true;
         run = false;
     }
@@ -317,7 +317,7 @@ void weft__timer_handle_fire(weft__time_driver *td, weft__timer *tm) {
         last = put_locked(h);
     }
     handle_unlock(h);
-    weft__pool_free(&td->timers, tm, &td->timers); /* after H2: see the top of the file */
+    weft__pool_free(&td->timers, tm, &td->timers); /* after TIMER-H2: see the top of the file */
     if (!run) {
         if (last)
             free_handle(h);

@@ -37,9 +37,9 @@
  *
  * Invariants (weft__timer_wheel_check() verifies them all)
  * ----------
- * I1. now_tick only grows. After advance(now), no armed entry has
+ * WHEEL-I1. now_tick only grows. After advance(now), no armed entry has
  *     t <= now_tick except those inserted since, already due.
- * I2. Placement is a function of (t, now_tick):
+ * WHEEL-I2. Placement is a function of (t, now_tick):
  *     - t <= now_tick (inserted already due): level 0, slot (now_tick & 63);
  *     - otherwise level L = the highest base-64 digit in which t and
  *       now_tick differ, slot = digit L of t; L = 9 (t = 2^54) is `beyond`.
@@ -50,17 +50,17 @@
  *     (level L holds ticks inside now_tick's current 64^(L+1) block, level
  *     L + 1 ticks past it). Hence the next slot to process is the lowest
  *     set bit of the lowest non-empty level, found with one ctz per level.
- * I3. Bit s of occupied[L] is set iff slots[L][s] is non-empty.
- * I4. A placement stays correct while now_tick moves forward to any time
+ * WHEEL-I3. Bit s of occupied[L] is set iff slots[L][s] is non-empty.
+ * WHEEL-I4. A placement stays correct while now_tick moves forward to any time
  *     before the start of its slot, so advance() only touches the slots
  *     whose start it reaches. At each, in time order, it sets now_tick to
  *     the slot's start and re-places (cascades) the slot's entries: those
  *     with t == start expire, the others fall to a lower level, since their
  *     digit L now equals now_tick's. Level 0 slots hold a single t, so all
  *     their entries expire. An entry moves at most once per level.
- * I5. Within a slot, entries with equal t are in insertion order: inserts
+ * WHEEL-I5. Within a slot, entries with equal t are in insertion order: inserts
  *     append, cascades walk a slot from head to tail and append below, and
- *     by I2 two entries with equal t always share a slot, so no entry with
+ *     by WHEEL-I2 two entries with equal t always share a slot, so no entry with
  *     the same t can already sit in the slot a cascade appends to. This is
  *     the FIFO guarantee for equal deadlines.
  * Entry states: idle (links NULL), armed (in a slot or `beyond`), expired
@@ -136,7 +136,7 @@ static bool link_empty(const weft__timer_link *head) {
     return head->next == head;
 }
 
-/* Appends at the tail: this is what keeps equal deadlines FIFO (I5). */
+/* Appends at the tail: this is what keeps equal deadlines FIFO (WHEEL-I5). */
 static void link_append(weft__timer_link *head, weft__timer_link *node) {
     node->prev = head->prev;
     node->next = head;
@@ -161,7 +161,7 @@ static uint64_t expiry_tick(uint64_t deadline_ns) {
     return (deadline_ns >> WEFT__TIMER_TICK_SHIFT) + ((deadline_ns & TICK_MASK) != 0);
 }
 
-/* I2: the highest base-64 digit in which t and now differ; t != now. */
+/* WHEEL-I2: the highest base-64 digit in which t and now differ; t != now. */
 static unsigned level_for(uint64_t now, uint64_t t) {
     return (unsigned)(63 - __builtin_clzll(now ^ t)) / WEFT__TIMER_SLOT_BITS;
 }
@@ -171,7 +171,7 @@ static unsigned slot_for(uint64_t t, unsigned level) {
 }
 
 /* The first tick of slot `slot` of `level`, given the wheel's time: now's
- * digits above the level, `slot` at the level, zeros below (I2). The shift
+ * digits above the level, `slot` at the level, zeros below (WHEEL-I2). The shift
  * is at most 54, so it is defined. */
 static uint64_t slot_start(uint64_t now, unsigned level, unsigned slot) {
     unsigned shift = level * WEFT__TIMER_SLOT_BITS;
@@ -180,7 +180,7 @@ static uint64_t slot_start(uint64_t now, unsigned level, unsigned slot) {
     return ((now >> above) << above) | ((uint64_t)slot << shift);
 }
 
-/* The next slot to process (I2): the lowest set bit of the lowest
+/* The next slot to process (WHEEL-I2): the lowest set bit of the lowest
  * non-empty level. False if every level is empty. */
 static bool next_slot(const weft__timer_wheel *w, unsigned *level, unsigned *slot) {
     for (unsigned l = 0; l < WEFT__TIMER_LEVELS; l++) {
@@ -193,7 +193,7 @@ static bool next_slot(const weft__timer_wheel *w, unsigned *level, unsigned *slo
     return false;
 }
 
-/* Links an entry where I2 says it belongs for expiry tick t. */
+/* Links an entry where WHEEL-I2 says it belongs for expiry tick t. */
 static void place(weft__timer_wheel *w, weft__timer_entry *e, uint64_t t) {
     unsigned level = 0;
     unsigned slot = (unsigned)(w->now_tick & SLOT_MASK);
@@ -218,7 +218,7 @@ static void expire(weft__timer_entry *e, weft__timer_list *expired) {
     link_append(&expired->head, &e->link);
 }
 
-/* Empties one slot whose start is w->now_tick (I4): due entries go to the
+/* Empties one slot whose start is w->now_tick (WHEEL-I4): due entries go to the
  * caller's list, the rest cascade to lower levels, never back into this
  * slot, so popping from its head until it is empty visits each once. */
 static size_t process_slot(weft__timer_wheel *w, unsigned level, unsigned slot,
@@ -281,7 +281,7 @@ bool weft__timer_wheel_cancel(weft__timer_wheel *w, weft__timer_entry *e) {
     link_remove(&e->link);
     if (e->state == ENTRY_ARMED && e->level != LEVEL_BEYOND &&
         link_empty(&w->slots[e->level][e->slot])) {
-        w->occupied[e->level] &= ~(UINT64_C(1) << e->slot); /* keep I3 */
+        w->occupied[e->level] &= ~(UINT64_C(1) << e->slot); /* keep WHEEL-I3 */
     }
     e->state = ENTRY_IDLE;
     return true;
@@ -320,12 +320,12 @@ size_t weft__timer_wheel_advance(weft__timer_wheel *w, uint64_t now_ns, weft__ti
         w->now_tick = start;
         n += process_slot(w, level, slot, expired);
     }
-    /* Every slot left starts after target, so by I4 nothing moves. */
+    /* Every slot left starts after target, so by WHEEL-I4 nothing moves. */
     w->now_tick = target;
     return n;
 }
 
-/* Checks one entry, found in the list of (level, slot), against I2. */
+/* Checks one entry, found in the list of (level, slot), against WHEEL-I2. */
 static const char *check_entry(const weft__timer_wheel *w, const weft__timer_entry *e,
                                unsigned level, unsigned slot) {
     uint64_t t = expiry_tick(e->deadline_ns);
@@ -346,7 +346,7 @@ static const char *check_entry(const weft__timer_wheel *w, const weft__timer_ent
         want_slot = want_level == LEVEL_BEYOND ? 0 : slot_for(t, want_level);
     }
     if (want_level != level || (level != LEVEL_BEYOND && want_slot != slot)) {
-        return "an entry is not where its deadline and the wheel's time place it (I2)";
+        return "an entry is not where its deadline and the wheel's time place it (WHEEL-I2)";
     }
     return NULL;
 }
@@ -385,7 +385,7 @@ const char *weft__timer_wheel_check(const weft__timer_wheel *w, size_t *armed) {
                 return "a slot sentinel is corrupt";
             }
             if (bit == link_empty(head)) {
-                return "an occupancy bit disagrees with its slot (I3)";
+                return "an occupancy bit disagrees with its slot (WHEEL-I3)";
             }
             err = check_list(w, head, l, s, &count);
             if (err != NULL) {
