@@ -23,9 +23,12 @@
  *
  * Foreign calls (RT-D4). Every call into rt from a thread that is not one of rt's
  * workers is counted in `foreign_calls` for its whole length: spawn, join, detach,
- * block_on, timer arm, cancel and destroy, and a completer on another runtime's worker
- * that still has to wake one of rt's idle workers after its joiner may have run on
- * (worker.c, finish). A foreign spawner that backs out in RT-S2 runs RT-F1 and RT-F2 itself, and
+ * block_on, timer create, arm, cancel and destroy, statistics, and a completer on
+ * another runtime's worker that still has to wake one of rt's idle workers after its
+ * joiner may have run on (sched/join.c, JOIN-C4). The count begins a few instructions
+ * into the call (after it has read rt from its argument): a call that has not got that
+ * far when D4 reads 0 is not waited for, which is why weft.h asks that such calls
+ * begin while a task of rt is still alive. A foreign spawner that backs out in RT-S2 runs RT-F1 and RT-F2 itself, and
  * RT-F1 may be what lets the destroyer past RT-D2: without RT-D4 its RT-F2 (or a detach's free
  * into a pool, a timer cancel's revoke, another runtime's wake) would touch freed
  * memory. A call that begins after RT-D4 has seen 0 uses rt after destroy, which is the
@@ -277,6 +280,8 @@ WEFT_API int weft_run(const weft_config *cfg, weft_fn fn, void *arg, void **resu
 WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     if (!rt || !out)
         return -EINVAL;
+    /* A foreign call (RT-D4): destroy frees nothing while we read. */
+    bool foreign = weft__runtime_enter_if_foreign(rt);
     memset(out, 0, sizeof(*out));
     out->workers = rt->worker_count;
     /* Relaxed throughout: independent counters read for a report. */
@@ -292,5 +297,7 @@ WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     out->stacks_mapped = weft__atomic_load_relaxed(&rt->stacks.mapped);
     out->stacks_guarded = weft__atomic_load_relaxed(&rt->stacks.guarded);
     out->stack_bytes = weft__atomic_load_relaxed(&rt->stacks.bytes);
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
     return 0;
 }

@@ -197,9 +197,12 @@ static int withdraw_join(weft_task *t, void **result) {
  * complete; 1: claimed, complete (go to JOIN-J5); -EINVAL: detached, or another join owns
  * it. */
 static int claim_join(weft_task *t, AO_t s) {
+    AO_t generation = s & WEFT__TASK_GENERATION_MASK;
     for (;;) {
         if (s & (WEFT__TASK_RELEASED | WEFT__TASK_JOIN_CLAIMED))
             return -EINVAL;
+        if ((s & WEFT__TASK_GENERATION_MASK) != generation)
+            return -EINVAL; /* consumed meanwhile, and the object reused: not our handle */
         /* Full: pairs with JOIN-R1 and with another join's JOIN-J2 on the same word: exactly
          * one of them owns the handle. Its acquire half pairs with JOIN-C2's release
          * when the child is complete (`result` is then final). */
@@ -228,7 +231,7 @@ static bool register_joiner(weft_task *t, AO_t me) {
     }
 }
 
-static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
+static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result) {
     weft__worker *w;
     weft_task *self = weft__worker_current_task(&w);
     if (self == t)
@@ -238,8 +241,8 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
     weft__foreign_waiter waiter;
     weft__atomic_u32_store_release(&waiter.done, 0);
     AO_t me = self ? (AO_t)self : ((AO_t)&waiter | 1);
-    /* (JOIN-J1) A first look, to fail early: relaxed, JOIN-J2's CAS decides. */
-    AO_t s = weft__atomic_load_relaxed(&t->state);
+    /* (JOIN-J1) `s`, read on entry (join_counted), is a first look to fail early:
+     * JOIN-J2's CAS decides. */
     if (s & WEFT__TASK_RELEASED)
         return -EINVAL; /* detached: the handle is not ours to join */
     if (!(s & WEFT__TASK_COMPLETE)) {
@@ -301,9 +304,12 @@ static int join_until(weft_task *t, uint64_t deadline_ns, void **result) {
 static int join_counted(weft_task *t, uint64_t deadline_ns, void **result) {
     if (!t)
         return -EINVAL;
+    /* (JOIN-J1) First, before anything else: the state, and so the generation this
+     * handle names (task.h). Relaxed: JOIN-J2's CAS reads the word again. */
+    AO_t s = weft__atomic_load_relaxed(&t->state);
     weft_runtime *rt = t->runtime;
     bool foreign = weft__runtime_enter_if_foreign(rt);
-    int rc = join_until(t, deadline_ns, result);
+    int rc = join_until(t, s, deadline_ns, result);
     if (foreign)
         weft__runtime_foreign_leave(rt);
     return rc;
@@ -320,14 +326,19 @@ WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result) 
 WEFT_API void weft_detach(weft_task *t) {
     if (!t)
         return;
+    /* First, before anything else: the generation this handle names (task.h). Relaxed: a
+     * first guess for the CAS, which reads the word again. */
+    AO_t s = weft__atomic_load_relaxed(&t->state);
+    AO_t generation = s & WEFT__TASK_GENERATION_MASK;
     weft_runtime *rt = t->runtime;
     /* A foreign call (RT-D4): a detach of a finished task frees it into a pool, which
      * destroy must not free under us. */
     bool foreign = weft__runtime_enter_if_foreign(rt);
-    AO_t s = weft__atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
         if (s & (WEFT__TASK_JOIN_CLAIMED | WEFT__TASK_RELEASED))
             goto out; /* a join owns the handle, or it was detached already */
+        if ((s & WEFT__TASK_GENERATION_MASK) != generation)
+            goto out; /* a join consumed it and the object was reused: not ours */
         WEFT__CHAOS_POINT(rt->chaos_seed, "JOIN-R1");
         /* (JOIN-R1) Full: pairs with JOIN-C2 and JOIN-J2 on the same word; whichever
          * comes second sees the other's bit. */

@@ -37,8 +37,14 @@ weft_task *weft__task_alloc(weft__pool *p) {
         return NULL;
     }
     t->home = p;
-    /* Atomic stores: the object's memory is type-stable (see the top of the file). */
-    weft__atomic_store_relaxed(&t->state, 0);
+    /* Atomic stores: the object's memory is type-stable (see the top of the file), and a
+     * late join or detach of its previous incarnation may still read the word. Relaxed:
+     * the pool handed the object over with acquire (pool.c); the new generation is
+     * published with the task itself (the spawn's queue push is a release). Fresh
+     * objects are zeroed (weft__alloc), so the first generation is 1. */
+    AO_t old = weft__atomic_load_relaxed(&t->state);
+    weft__atomic_store_relaxed(&t->state,
+                               (old & WEFT__TASK_GENERATION_MASK) + WEFT__TASK_GENERATION_ONE);
     weft__atomic_store_relaxed(&t->joiner, 0);
     t->stack = NULL;
     t->context = NULL;

@@ -47,6 +47,15 @@ enum {
     WEFT__TASK_JOIN_CLAIMED = 1u << 7,
 };
 
+/* Bits 16 and up: the object's generation, one more each time its pool hands it out
+ * again (weft__task_alloc keeps the old word's generation and adds one). A join or
+ * detach reads the word once on entry and fails any later CAS whose expected value
+ * has another generation: the handle it was given has been consumed and the object
+ * reused by a new spawn, and acting on it would join or release a stranger (found by a
+ * cold review: a late detach released the next task spawned into the object). */
+#define WEFT__TASK_GENERATION_ONE  ((AO_t)1 << 16)
+#define WEFT__TASK_GENERATION_MASK (~(WEFT__TASK_GENERATION_ONE - 1))
+
 /* Why a task switched back to its worker: the value it passes across the switch. */
 typedef enum weft__switch_reason {
     WEFT__SWITCH_PARK = 1,

@@ -202,7 +202,11 @@ WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, we
     h->arg = arg;
     weft__atomic_store_relaxed(&h->lock, 0); /* not shared until *out is published */
     h->refs = 1;
+    /* A foreign call (RT-D4): the registry must not be destroyed under us. */
+    bool foreign = weft__runtime_enter_if_foreign(rt);
     registry_add(rt, h);
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
     *out = h;
     return 0;
 }
