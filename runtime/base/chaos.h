@@ -87,8 +87,8 @@ static inline bool weft__chaos_one_in(weft__chaos *c, uint64_t n) {
 /* Before parking: with chaos on, sometimes spin or sleep a few microseconds. */
 void weft__chaos_delay(weft__chaos *c);
 
-/* A chaos point: with a non-zero seed, sometimes spins up to ~20 us, yields the CPU, or
- * sleeps up to ~50 us, drawn from the calling thread's generator. `label` names the
+/* A chaos point: with a non-zero seed, sometimes spins (up to ~10 us), more rarely
+ * yields the CPU or sleeps (up to ~50 us), drawn from the calling thread's generator. `label` names the
  * protocol step it follows (e.g. "JOIN-C2"); it is mixed into the draw so that points
  * sharing a thread do not fall into lockstep. Any thread; never blocks for long; takes
  * no lock. */
