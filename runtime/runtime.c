@@ -28,9 +28,9 @@
  * joiner may have run on (sched/join.c, JOIN-C4). The count begins a few instructions
  * into the call (after it has read rt from its argument): a call that has not got that
  * far when D4 reads 0 is not waited for, which is why weft.h asks that such calls
- * begin while a task of rt is still alive. A foreign spawner that backs out in RT-S2 runs RT-F1 and RT-F2 itself, and
- * RT-F1 may be what lets the destroyer past RT-D2: without RT-D4 its RT-F2 (or a detach's free
- * into a pool, a timer cancel's revoke, another runtime's wake) would touch freed
+ * begin while a task of rt is still alive. A foreign spawner that backs out in RT-S2 runs RT-F1 and
+ * RT-F2 itself, and RT-F1 may be what lets the destroyer past RT-D2: without RT-D4 its RT-F2 (or a
+ * detach's free into a pool, a timer cancel's revoke, another runtime's wake) would touch freed
  * memory. A call that begins after RT-D4 has seen 0 uses rt after destroy, which is the
  * caller's bug, as any use after destroy returns. rt's own workers need no count: RT-D3
  * joins them before anything is freed.

@@ -88,10 +88,9 @@ static inline bool weft__chaos_one_in(weft__chaos *c, uint64_t n) {
 void weft__chaos_delay(weft__chaos *c);
 
 /* A chaos point: with a non-zero seed, sometimes spins (up to ~10 us), more rarely
- * yields the CPU or sleeps (up to ~50 us), drawn from the calling thread's generator. `label` names the
- * protocol step it follows (e.g. "JOIN-C2"); it is mixed into the draw so that points
- * sharing a thread do not fall into lockstep. Any thread; never blocks for long; takes
- * no lock. */
+ * yields the CPU or sleeps (up to ~50 us), drawn from the calling thread's generator. `label` names
+ * the protocol step it follows (e.g. "JOIN-C2"); it is mixed into the draw so that points sharing a
+ * thread do not fall into lockstep. Any thread; never blocks for long; takes no lock. */
 void weft__chaos_point(uint64_t seed, const char *label);
 
 #if defined(WEFT__CHAOS_POINTS)

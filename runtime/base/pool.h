@@ -25,7 +25,7 @@ typedef struct weft__pool_chunk weft__pool_chunk;
 
 typedef struct weft__pool {
     weft__link *free;         /* owner only, or under lock */
-    weft__atomic_word remote;  /* a LIFO of links: any thread pushes, the owner takes all */
+    weft__atomic_word remote; /* a LIFO of links: any thread pushes, the owner takes all */
     weft__pool_chunk *chunks; /* owner only, or under lock */
     pthread_mutex_t *lock;    /* non-NULL only for a shared pool */
     size_t object_size;       /* immutable: a multiple of 64, so objects do not share

@@ -90,7 +90,7 @@ typedef struct weft__fiber {
 
 /* A worker thread's own context, called on that thread before its first switch. */
 WEFT__FIBER_INLINE void weft__fiber_init_thread(weft__fiber *f, const void *stack_bottom,
-                                               size_t stack_size) {
+                                                size_t stack_size) {
     (void)f;
     (void)stack_bottom;
     (void)stack_size;
@@ -113,7 +113,7 @@ WEFT__FIBER_INLINE void weft__fiber_init_thread(weft__fiber *f, const void *stac
  * happens-before edge: the stack pool already orders each task's exit before the next
  * task's start on the same stack. */
 WEFT__FIBER_INLINE void weft__fiber_init_task(weft__fiber *f, const void *stack_bottom,
-                                             size_t stack_size, void **stack_fiber) {
+                                              size_t stack_size, void **stack_fiber) {
     (void)f;
     (void)stack_bottom;
     (void)stack_size;
@@ -140,7 +140,7 @@ WEFT__FIBER_INLINE void weft__fiber_destroy_stack(void *stack_fiber) {
 }
 
 WEFT__FIBER_INLINE void weft__fiber_before_switch(weft__fiber *from, weft__fiber *to,
-                                                 bool from_is_exiting) {
+                                                  bool from_is_exiting) {
     (void)from;
     (void)to;
     (void)from_is_exiting;

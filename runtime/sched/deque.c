@@ -19,14 +19,15 @@
  *   barrier) and every thief re-reads bottom after a full barrier of its own.
  *
  * The store-load pairs (the Dekker pattern at the heart of Chase-Lev):
- *   take:  (DEQUE-T1) bottom := b - 1      full-barrier RMW on bottom
- *          (DEQUE-T2) read top             acquire
- *   steal: (DEQUE-S1) read top             full-barrier RMW (adds 0) on top
- *          (DEQUE-S2) read bottom          acquire
- * The RMWs are totally ordered. If DEQUE-T1 comes first, a thief's DEQUE-S2 sees the lowered
- * bottom and does not take element b - 1 without winning the CAS the owner also makes
- * when b - 1 is the last element. If DEQUE-S1 comes first, DEQUE-T2 sees top as DEQUE-S1 saw it or later,
- * so the owner's emptiness test accounts for that thief.
+ *   take:  (DEQUE-T1) bottom := b - 1   full-barrier RMW on bottom
+ *          (DEQUE-T2) read top          acquire
+ *   steal: (DEQUE-S1) read top          full-barrier RMW (adds 0) on top
+ *          (DEQUE-S2) read bottom       acquire
+ * The RMWs are totally ordered. If T1 comes first, a thief's S2 sees the lowered bottom
+ * and does not take element b - 1 without winning the CAS the owner also makes when
+ * b - 1 is the last element. If S1 comes first, T2 sees top as S1 saw it or later, so
+ * the owner's emptiness test accounts for that thief. (T1, T2, S1, S2 here are
+ * DEQUE-T1..DEQUE-S2.)
  *
  * Designs not taken:
  * - A growable ring (the original Chase-Lev): growing needs the old ring to stay alive

@@ -22,7 +22,7 @@ typedef struct weft__deque {
     char pad_top[64 - sizeof(weft__atomic_word)];
     /* One past the newest element. Written only by the owner; read by thieves. */
     weft__atomic_word bottom;
-    size_t mask;             /* capacity - 1; capacity is a power of two; immutable */
+    size_t mask;              /* capacity - 1; capacity is a power of two; immutable */
     weft__atomic_word *slots; /* the ring: slot i holds element i & mask; immutable pointer */
     char pad_bottom[64 - sizeof(weft__atomic_word) - sizeof(size_t) - sizeof(void *)];
 } weft__deque;

@@ -11,27 +11,28 @@
  *
  * The lost-wake-up protocol, as two paired sequences:
  *
- *   submitter (spawn, wake)                  worker running dry
- *   (IDLE-N1) make the task visible: deque or     (IDLE-P1) full-barrier RMW on `state`: leave
- *        injection queue (release).               unparked (and searching); join the
- *   (IDLE-N2) full fence, then read `state`.           sleepers.
- *   (IDLE-N3) if no searcher and not everyone     (IDLE-P2) re-read every deque and the
- *        is unparked: claim a sleeper,            injection queue; wake a worker
- *        wake it.                                 (perhaps itself) if any has work.
- *                                            (IDLE-P3) sleep on its own futex word until a
- *                                                 claimer sets it.
+ *   submitter (spawn, wake)             worker running dry
+ *   (IDLE-N1) make the task visible:    (IDLE-P1) full-barrier RMW on `state`: leave
+ *        deque or injection queue            unparked (and searching); join the
+ *        (release).                          sleepers.
+ *   (IDLE-N2) full fence, then read     (IDLE-P2) re-read every deque and the injection
+ *        `state`.                            queue; wake a worker (perhaps itself) if
+ *   (IDLE-N3) if no searcher and not         any has work.
+ *        everyone is unparked: claim a  (IDLE-P3) sleep on its own futex word until a
+ *        sleeper, wake it.                   claimer sets it.
  *
- * IDLE-N1-N2 and IDLE-P1-P2 are each a store, a full barrier, then loads (Dekker): either IDLE-N2's
- * read sees IDLE-P1 (one fewer unparked worker, so with nobody searching IDLE-N3 wakes a
- * sleeper), or IDLE-P2's reads see IDLE-N1's task and IDLE-P2 wakes a worker for it. Hence IDLE-P2 on
- * every park. Rejected: IDLE-P2 only by the last searcher to park, as Tokio does. A worker
- * that was not searching (another was, so the cap kept it from joining) then parks
- * without looking: if IDLE-N2 read `state` while that worker was still unparked (between its
- * failed attempt to search and IDLE-P1) and the one searcher had already left, nobody
- * looked after IDLE-N1, and the task sat in a busy worker's deque with the other worker
- * asleep. Chaos scheduling (chaos.h) found it: seed 21, plain_spawn_join's idle-steal
- * case, whose parent spins until another worker runs its child. A IDLE-P2 costs a read of
- * every deque's two indices, on a path that is about to sleep in the kernel anyway.
+ * N1-N2 and P1-P2 are each a store, a full barrier, then loads (Dekker): either N2's read
+ * sees P1 (one fewer unparked worker, so with nobody searching N3 wakes a sleeper), or
+ * P2's reads see N1's task and P2 wakes a worker for it. Hence P2 on every park.
+ * Rejected: P2 only by the last searcher to park, as Tokio does. A worker that was not
+ * searching (another was, so the cap kept it from joining) then parks without looking:
+ * if N2 read `state` while that worker was still unparked (between its failed attempt to
+ * search and P1) and the one searcher had already left, nobody looked after N1, and the
+ * task sat in a busy worker's deque with the other worker asleep. Chaos scheduling
+ * (chaos.h) found it: seed 21, the idle-steal case of the spawn/join unit tests, whose
+ * parent spins until another worker runs its child. A P2 costs a read of every deque's
+ * two indices, on a path that is about to sleep in the kernel anyway. (Within this
+ * comment, N1..N3 and P1..P3 are IDLE-N1..IDLE-P3.)
  *
  * Designs not taken:
  * - Waking a worker for every new task: a spawn storm wakes every worker at once, and
@@ -90,8 +91,8 @@ bool weft__idle_end_searching(weft__idle *idle) {
 
 void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching) {
     pthread_mutex_lock(&idle->lock);
-    /* (IDLE-P1) Full: pairs with IDLE-N2; the re-check (IDLE-P2) that follows reads the queues after
-     * this barrier. */
+    /* (IDLE-P1) Full: pairs with IDLE-N2; the re-check (IDLE-P2) that follows reads the queues
+     * after this barrier. */
     AO_t dec = UNPARKED_ONE + (searching ? SEARCHING_ONE : 0);
     weft__atomic_fetch_add_full(&idle->state, (AO_t)0 - dec);
     idle->sleepers[idle->sleeper_count++] = index;

@@ -37,8 +37,8 @@ bool weft__idle_end_searching(weft__idle *idle);
  * a sleeper if it finds work. */
 void weft__idle_prepare_park(weft__idle *idle, unsigned index, bool searching);
 
-/* (IDLE-N2, IDLE-N3) After new work was made visible (IDLE-N1): if no worker searches and one sleeps,
- * takes one sleeper off the list, counts it as unparked and searching, and returns its
+/* (IDLE-N2, IDLE-N3) After new work was made visible (IDLE-N1): if no worker searches and one
+ * sleeps, takes one sleeper off the list, counts it as unparked and searching, and returns its
  * index (the caller then wakes it); else returns -1. */
 int weft__idle_claim_sleeper(weft__idle *idle);
 

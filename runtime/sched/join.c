@@ -32,12 +32,12 @@
  * Why the joiner is read after JOIN-C2, not before (ABA). A first version read `joiner` in
  * JOIN-C1 and CASed in JOIN-C2. Between the two, a deadline join could withdraw (JOIN-X1) and a new
  * join of the same handle register (JOIN-J2, JOIN-J3): the state word was then bit for bit what
- * JOIN-C1 had read, JOIN-C2 succeeded, and JOIN-C3 woke the withdrawn joiner: a stale foreign waiter
- * on a reused stack slot, or a task object that was another task by then, while the
- * new joiner slept forever (found by a cold review; the TSan stress run's hang in
- * stress_deadlines). Once JOIN-C2 has set COMPLETE, JOIN-X1 and JOIN-J2/JOIN-J3 all fail, so the joiner
- * that JOIN-C2's replaced state announced is the one in `joiner`. Rejected: a registration
- * counter in the state word: more bits and a wider CAS for what ordering gives free.
+ * JOIN-C1 had read, JOIN-C2 succeeded, and JOIN-C3 woke the withdrawn joiner: a stale foreign
+ * waiter on a reused stack slot, or a task object that was another task by then, while the new
+ * joiner slept forever (found by a cold review; the TSan stress run's hang in stress_deadlines).
+ * Once JOIN-C2 has set COMPLETE, JOIN-X1 and JOIN-J2/JOIN-J3 all fail, so the joiner that JOIN-C2's
+ * replaced state announced is the one in `joiner`. Rejected: a registration counter in the state
+ * word: more bits and a wider CAS for what ordering gives free.
  *
  * Why JOIN_CLAIMED is a state bit (a first version claimed the `joiner` word by CAS):
  * a detach and a join then meet on one word, so exactly one of them owns the handle. A
@@ -47,11 +47,11 @@
  * racing it would free the same completed child (tests/stress/stress_handle_races.c,
  * part 3, found this one in the first fix).
  *
- * JOIN-J3 and JOIN-C2 are CASes on one word: if JOIN-J3 wins, JOIN-C2 sees JOIN_WAITING and JOIN-C3 wakes the
- * joiner; if JOIN-C2 wins, JOIN-J3 fails and the joiner goes to JOIN-J5 without parking. JOIN-J5 matters
- * when the joiner sees COMPLETE on its own (between JOIN-J3 and JOIN-J4's park, or from another
- * thread) before JOIN-C3 has happened: without it the joiner could free the child, run on
- * and exit while JOIN-C3 is about to touch it. The wait is the few instructions between JOIN-C2
+ * JOIN-J3 and JOIN-C2 are CASes on one word: if JOIN-J3 wins, JOIN-C2 sees JOIN_WAITING and JOIN-C3
+ * wakes the joiner; if JOIN-C2 wins, JOIN-J3 fails and the joiner goes to JOIN-J5 without parking.
+ * JOIN-J5 matters when the joiner sees COMPLETE on its own (between JOIN-J3 and JOIN-J4's park, or
+ * from another thread) before JOIN-C3 has happened: without it the joiner could free the child, run
+ * on and exit while JOIN-C3 is about to touch it. The wait is the few instructions between JOIN-C2
  * and JOIN-C4 (no system call and no lock between them), so JOIN-J5 spins rather than parks,
  * yielding the CPU if the completer was preempted there. Rejected: JOIN-C4 after the
  * wake-up's system calls, as a first version had it: a joiner stolen at once by an idle

@@ -45,7 +45,7 @@ struct weft_runtime {
     weft__atomic_word stopping;        /* every task is done: workers exit */
     weft__atomic_word foreign_calls;   /* calls from other threads inside rt (RT-D4) */
     weft__atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
-                                       * during shutdown */
+                                        * during shutdown */
 
     /* ---- The time room's (time/timer_handle.c): opaque here. */
     struct weft__timer_registry *timer_registry;
@@ -71,6 +71,5 @@ void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w);
  * (max_tasks tasks are alive), ESHUTDOWN (destroy has begun, the caller is not one of
  * rt's tasks). */
 int weft__runtime_count_spawn(weft_runtime *rt, weft__worker *w, bool is_ours);
-
 
 #endif /* WEFT__SCHED_RUNTIME_H */

@@ -44,7 +44,7 @@ static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, v
     t->id = weft__worker_next_id(is_ours ? w : NULL);
     if (is_ours) /* a statistic, per worker: no shared cache line on the spawn path */
         weft__atomic_store_relaxed(&w->tasks_spawned,
-                                  weft__atomic_load_relaxed(&w->tasks_spawned) + 1);
+                                   weft__atomic_load_relaxed(&w->tasks_spawned) + 1);
     else
         weft__atomic_fetch_add_relaxed(&rt->tasks_spawned, 1);
     weft__worker_schedule(rt, t);

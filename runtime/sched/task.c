@@ -80,7 +80,7 @@ bool weft__task_finish_park(weft_task *t) {
     AO_t s = weft__atomic_load_relaxed(&t->state);
     for (;;) {
         AO_t next = (s & WEFT__TASK_NOTIFIED) ? (s & ~(AO_t)WEFT__TASK_NOTIFIED) /* (WAKE-P1) */
-                                             : (s | WEFT__TASK_PARKED);         /* (WAKE-P2) */
+                                              : (s | WEFT__TASK_PARKED);         /* (WAKE-P2) */
         /* Full: pairs with the waker's CAS; on WAKE-P1 its acquire half makes what the
          * waker published visible to the task we run again. */
         AO_t seen = weft__atomic_cas_full(&t->state, s, next);

@@ -223,8 +223,8 @@ static bool work_visible(weft_runtime *rt) {
  * then stolen without a futex wake-up on the spawner's side and a sleep and wake on
  * ours (spawn_many, one producer and one thief: with the spin its median went from 172
  * to 160 ms on the 2-core VM, 2026-11-25, five interleaved runs each). While it searches, spawns
- * wake nobody (IDLE-N3). Bounded, and only by a worker that was just busy: an idle runtime still burns
- * no CPU. */
+ * wake nobody (IDLE-N3). Bounded, and only by a worker that was just busy: an idle runtime still
+ * burns no CPU. */
 #ifndef WEFT__SEARCH_SPIN_NS
 #define WEFT__SEARCH_SPIN_NS 20000
 #endif
@@ -275,7 +275,7 @@ static void park(weft__worker *w) {
         w->driver->ops->park(w->driver, &w->wake_word, deadline);
     }
     weft__atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
-    w->searching = true;                             /* the claimer counted us as a searcher (IDLE-N3) */
+    w->searching = true; /* the claimer counted us as a searcher (IDLE-N3) */
 }
 
 /* Runs when a task's function has returned, or when it could not start, on the worker

@@ -43,7 +43,7 @@ typedef struct weft__worker {
     pthread_t thread;
 
     /* ---- Shared with other workers and threads. */
-    weft__deque deque;              /* owner pushes and pops; anyone steals */
+    weft__deque deque;               /* owner pushes and pops; anyone steals */
     weft__atomic_u32 wake_word;      /* futex: set to 1 by whoever claims this sleeper */
     weft__atomic_word steals;        /* statistics: written by the owner, read by anyone */
     weft__atomic_word tasks_spawned; /* statistics, likewise */
@@ -56,8 +56,6 @@ typedef struct weft__worker {
      * their timers on. Opaque here: sched/ never looks inside. */
     struct weft__time_driver *time;
 } weft__worker;
-
-
 
 /* The worker running on the calling thread, or NULL. Not inlined, and read fresh on
  * every call: a task may resume on another thread after any switch, so callers must

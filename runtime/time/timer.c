@@ -123,7 +123,7 @@ static void fire_due(weft__driver *d) {
         /* (TIMER-T1) Full: claims the timer against a cancelling task (same word). */
         if (weft__atomic_cas_full(&tm->state, WEFT__TIMER_ARMED, WEFT__TIMER_FIRING) !=
             WEFT__TIMER_ARMED)
-            continue;     /* cancelled: it is on our cancelled list, freed there */
+            continue; /* cancelled: it is on our cancelled list, freed there */
         WEFT__CHAOS_POINT(rt->chaos_seed, "TIMER-T2");
         if (tm->handle) { /* a timer handle: the callback runs after this loop */
             weft__fifo_push(&fired_handles, &tm->link); /* the link is ours once FIRING */

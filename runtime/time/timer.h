@@ -24,7 +24,7 @@
 /* A worker's time driver. Owner only (the worker's thread, in its scheduler or in a task
  * running on it), but for `cancelled`. */
 typedef struct weft__time_driver {
-    weft__driver driver; /* first: the worker parks on it */
+    weft__driver driver;  /* first: the worker parks on it */
     weft__worker *worker; /* immutable */
     weft__timer_wheel wheel;
     weft__pool timers;   /* the timer objects of this wheel */
@@ -37,12 +37,12 @@ typedef struct weft__time_driver {
 /* One arming of a timer: wakes a task (a sleep, a deadline wait) or runs a timer
  * handle's callback (timer_handle.c). Lives in its owner's wheel while armed. */
 struct weft__timer {
-    weft__link link;            /* pool link; the owner's cancelled list while posted */
-    weft__timer_entry entry;    /* owner only */
-    weft__atomic_word state;    /* WEFT__TIMER_*; see timer.c */
-    weft__time_driver *owner;   /* whose wheel; immutable while armed */
-    weft_task *task;            /* woken at the deadline, or NULL for a handle's arming */
-    weft_timer *handle;         /* whose callback runs at the deadline, or NULL */
+    weft__link link;          /* pool link; the owner's cancelled list while posted */
+    weft__timer_entry entry;  /* owner only */
+    weft__atomic_word state;  /* WEFT__TIMER_*; see timer.c */
+    weft__time_driver *owner; /* whose wheel; immutable while armed */
+    weft_task *task;          /* woken at the deadline, or NULL for a handle's arming */
+    weft_timer *handle;       /* whose callback runs at the deadline, or NULL */
 };
 
 /* The time driver of worker w (runtime.c builds one per worker, before the worker's

@@ -80,7 +80,8 @@ struct weft_timer {
 static void handle_lock(weft_timer *h) {
     unsigned rounds = 0;
     /* Acquire: what the previous holder wrote before its release is visible to us. */
-    while (weft__atomic_load_relaxed(&h->lock) != 0 || weft__atomic_cas_acquire(&h->lock, 0, 1) != 0)
+    while (weft__atomic_load_relaxed(&h->lock) != 0 ||
+           weft__atomic_cas_acquire(&h->lock, 0, 1) != 0)
         weft__spin_wait(&rounds);
 }
 

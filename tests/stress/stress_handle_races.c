@@ -270,9 +270,9 @@ static void run_part3(uint64_t round) {
         } else {
             refused++;
         }
-        /* Wait until every object of this part is free again, which also checks the count: an object freed twice
-         * leaves it at -1 for good. (The statistic reads its counters one after the
-         * other, so a free in between can make one reading -1 for a moment.) */
+        /* Wait until every object of this part is free again, which also checks the count: an
+         * object freed twice leaves it at -1 for good. (The statistic reads its counters one after
+         * the other, so a free in between can make one reading -1 for a moment.) */
         uint64_t until = stress_now_ns() + 10000000000ull;
         for (unsigned negative = 0;;) {
             weft_runtime_stats st;
@@ -283,8 +283,8 @@ static void run_part3(uint64_t round) {
             STRESS_CHECK(negative < 100,
                          "race %zu: %" PRId64 " live task objects: one was freed twice", i,
                          (int64_t)st.tasks_live);
-            STRESS_CHECK(stress_now_ns() < until, "race %zu: %" PRIu64 " objects still live",
-                         i, st.tasks_live);
+            STRESS_CHECK(stress_now_ns() < until, "race %zu: %" PRIu64 " objects still live", i,
+                         st.tasks_live);
             weft_test_sleep_ms(negative ? 1 : 0);
         }
     }
@@ -301,7 +301,7 @@ typedef struct part4 {
     weft__atomic_word callback_running;
     weft__atomic_word calling;        /* the other thread is about to call timer_destroy */
     weft__atomic_word destroy_called; /* the main thread is about to destroy the runtime */
-    uint64_t hold_ns;                /* how long the callback holds on after that */
+    uint64_t hold_ns;                 /* how long the callback holds on after that */
 } part4;
 
 static part4 p4;
