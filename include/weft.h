@@ -190,7 +190,9 @@ WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result);
  * that then times out: the handle is the joiner's again, to join or detach.
  * Joining and detaching one handle from two threads at once is a misuse. weft keeps
  * it safe while the handle is valid: exactly one of them takes the handle (the join
- * returns 0, or -EINVAL and the detach took it), nothing is freed twice, and a call
+ * returns 0; or it returns -EINVAL and the detach took it; or it is a weft_join_until
+ * that returns -ETIMEDOUT and the detach takes the handle after it: then the joiner
+ * must not use it again), nothing is freed twice, and a call
  * that read the handle before the other consumed it never acts on a task spawned
  * into the reused object afterwards (task objects carry a generation). A call that
  * starts after the handle was consumed is undefined, like a double free. */
@@ -256,10 +258,10 @@ WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, we
 /* Arms the timer to fire at deadline_ns (weft_now() time base; a deadline already past
  * fires at once), replacing any earlier arming that has not fired: a firing is never
  * doubled. Any thread. Returns 0, or -EINVAL (timer is NULL, or deadline_ns is
- * WEFT_FOREVER: to disarm, cancel), -ENOMEM (no memory for the timer; the earlier arming
- * is cancelled all the same). From a thread that is not one of the runtime's workers
- * also -ESHUTDOWN (the runtime is shutting down) and -EAGAIN (max_tasks tasks are alive:
- * the arm needs a task, see below).
+ * WEFT_FOREVER: to disarm, cancel), -ENOMEM (no memory for the timer). From a thread that
+ * is not one of the runtime's workers also -ESHUTDOWN (the runtime is shutting down) and
+ * -EAGAIN (max_tasks tasks are alive: the arm needs a task, see below). On -ENOMEM,
+ * -ESHUTDOWN and -EAGAIN the earlier arming is cancelled all the same.
  * From a task or a callback, the arming is in place when the call returns. From any
  * other thread it is carried to a worker by a small task and takes effect a moment
  * later (a cancel or re-arm meanwhile supersedes it); if that worker then has no memory

@@ -36,8 +36,10 @@
  * waiter on a reused stack slot, or a task object that was another task by then, while the new
  * joiner slept forever (found by a cold review; the TSan stress run's hang in stress_deadlines).
  * Once JOIN-C2 has set COMPLETE, JOIN-X1 and JOIN-J2/JOIN-J3 all fail, so the joiner that JOIN-C2's
- * replaced state announced is the one in `joiner`. Rejected: a registration counter in the state
- * word: more bits and a wider CAS for what ordering gives free.
+ * replaced state announced is the one in `joiner`. Rejected: a counter of registrations in the
+ * state word, bumped by every J3: more bits and work on every join for what this ordering gives
+ * free. (The generation in the word's high bits, task.h, is another matter: it counts the
+ * object's incarnations, so that a late call on a consumed handle never acts on a new task.)
  *
  * Why JOIN_CLAIMED is a state bit (a first version claimed the `joiner` word by CAS):
  * a detach and a join then meet on one word, so exactly one of them owns the handle. A

@@ -21,8 +21,10 @@
 #include <stdint.h>
 
 /* The state word's bits. Once set, COMPLETE, RELEASED and START_FAILED are never
- * cleared for the life of the object; NOTIFIED and PARKED come and go; JOIN_CLAIMED and
- * JOIN_WAITING are cleared only by a deadline join that withdraws (join.c, JOIN-X1). */
+ * cleared for one incarnation of the object (until its pool hands it out again:
+ * weft__task_alloc clears the bits and bumps the generation); NOTIFIED and PARKED come and go;
+ * JOIN_CLAIMED and JOIN_WAITING are cleared only by a deadline join that withdraws (join.c,
+ * JOIN-X1). */
 enum {
     /* A wake-up arrived while the task was running or on its way to park: the next park
      * returns at once instead of sleeping. */

@@ -235,8 +235,12 @@ static int arm_from_other_thread(weft_timer *h, uint64_t deadline_ns) {
         handle_lock(h);
         if (h->pending_generation == generation)
             h->pending_generation = 0;
-        h->refs--; /* the arm task's; never the last, the application holds one */
+        /* The arm task's reference. Usually not the last, but a weft_timer_destroy from
+         * another thread may have dropped the application's meanwhile. */
+        bool last = put_locked(h);
         handle_unlock(h);
+        if (last)
+            free_handle(h);
     }
     weft__runtime_foreign_leave(rt);
     return rc;
