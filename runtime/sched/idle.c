@@ -29,7 +29,7 @@
  * without looking: if N2 read `state` while that worker was still unparked (between its
  * failed attempt to search and P1) and the one searcher had already left, nobody
  * looked after N1, and the task sat in a busy worker's deque with the other worker
- * asleep. Chaos scheduling (chaos.h) found it: seed 21, plain_spawn_join's idle-steal
+ * asleep. Chaos scheduling (chaos.h) found it: seed 21, test_spawn_join's idle-steal
  * case, whose parent spins until another worker runs its child. A P2 costs a read of
  * every deque's two indices, on a path that is about to sleep in the kernel anyway.
  *

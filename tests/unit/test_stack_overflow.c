@@ -10,7 +10,7 @@
 
 #include "sched/worker.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
