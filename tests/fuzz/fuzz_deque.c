@@ -14,7 +14,7 @@
  * - size_any is the model's size; capacity is what init was given.
  * init refuses capacities that are not powers of two >= 2 with -EINVAL.
  *
- * The concurrent behaviour is tested by tests/unit/plain_deque_race.c.
+ * The concurrent behaviour is tested by tests/unit/test_deque_race.c.
  */
 #define FUZZ_NAME "fuzz_deque"
 #include "fuzz_input.h"

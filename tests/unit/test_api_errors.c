@@ -8,7 +8,7 @@
 #include "base/atomic.h"
 #include "sched/runtime.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>

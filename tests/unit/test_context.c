@@ -17,7 +17,7 @@
 #include "arch/context.h"
 #include "base/sanitizer.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>

@@ -4,12 +4,12 @@
  * at the top, a full deque that refuses pushes without changing, wrap-around of a small
  * ring many times over, steal_batch_owner's order, size_any, and long seeded random
  * sequences of every operation checked step by step against a plain array model. The
- * concurrent behaviour is plain_deque_race.c's business; here, with no other thread, a
+ * concurrent behaviour is test_deque_race.c's business; here, with no other thread, a
  * steal can never lose a race, so WEFT__STEAL_RETRY is a failure.
  */
 #include "sched/deque.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

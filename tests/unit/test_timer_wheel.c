@@ -33,7 +33,7 @@
  */
 #include "time/timer_wheel.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

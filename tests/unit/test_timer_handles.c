@@ -1,12 +1,12 @@
 /*
- * plain_timer_handles.c: the public timer handles (weft_timer_*): firing never early,
+ * test_timer_handles.c: the public timer handles (weft_timer_*): firing never early,
  * cancel and re-arm (from the arming task, from another worker, from a thread that is
  * not a worker), a periodic timer re-arming itself, destroy from inside the callback and
  * destroy waiting for a callback running elsewhere, callbacks of one handle never
  * overlapping, the firing-versus-cancel race decided exactly once, shutdown, and every
- * argument error. A plain executable so that it also runs under ThreadSanitizer.
+ * argument error.
  */
-#include "weft_test.h"
+#include "weft_criterion.h"
 
 #include "base/atomic.h"
 
@@ -63,7 +63,7 @@ static int arm_at(weft_timer *tm, record *r, uint64_t deadline) {
 static void wait_fired(record *r, AO_t count) {
     uint64_t give_up = weft_now() + 5000 * MS;
     while (weft__atomic_load_acquire(&r->fired) < count) {
-        WEFT_CHECK(weft_now() < give_up, "fired %lu of %lu", (unsigned long)r->fired,
+        cr_assert(weft_now() < give_up, "fired %lu of %lu", (unsigned long)r->fired,
                    (unsigned long)count);
         if (weft_runtime_current())
             weft_sleep_ms(1);
@@ -74,25 +74,25 @@ static void wait_fired(record *r, AO_t count) {
 
 /* ---- argument errors ------------------------------------------------------------ */
 
-static void test_errors(void) {
+Test(timer_handles, errors) {
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 1}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 1}, &rt) == 0, "create");
     weft_timer *tm;
     record r = {.runtime = rt};
-    WEFT_CHECK(weft_timer_create(NULL, on_fire, &r, &tm) == -EINVAL, "NULL runtime");
-    WEFT_CHECK(weft_timer_create(rt, NULL, &r, &tm) == -EINVAL, "NULL callback");
-    WEFT_CHECK(weft_timer_create(rt, on_fire, &r, NULL) == -EINVAL, "NULL out");
-    WEFT_CHECK(weft_timer_arm(NULL, weft_now()) == -EINVAL, "arm NULL");
-    WEFT_CHECK(weft_timer_cancel(NULL) == -EINVAL, "cancel NULL");
-    WEFT_CHECK(weft_timer_destroy(NULL) == -EINVAL, "destroy NULL");
-    WEFT_CHECK(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
-    WEFT_CHECK(weft_timer_arm(tm, WEFT_FOREVER) == -EINVAL, "arm forever");
-    WEFT_CHECK(weft_timer_cancel(tm) == 0, "cancel of a timer never armed");
-    WEFT_CHECK(weft_runtime_current() == NULL, "runtime_current on a plain thread");
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
-    WEFT_CHECK(r.fired == 0, "fired without an arm");
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy runtime");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_timer_create(NULL, on_fire, &r, &tm) == -EINVAL, "NULL runtime");
+    cr_assert(weft_timer_create(rt, NULL, &r, &tm) == -EINVAL, "NULL callback");
+    cr_assert(weft_timer_create(rt, on_fire, &r, NULL) == -EINVAL, "NULL out");
+    cr_assert(weft_timer_arm(NULL, weft_now()) == -EINVAL, "arm NULL");
+    cr_assert(weft_timer_cancel(NULL) == -EINVAL, "cancel NULL");
+    cr_assert(weft_timer_destroy(NULL) == -EINVAL, "destroy NULL");
+    cr_assert(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
+    cr_assert(weft_timer_arm(tm, WEFT_FOREVER) == -EINVAL, "arm forever");
+    cr_assert(weft_timer_cancel(tm) == 0, "cancel of a timer never armed");
+    cr_assert(weft_runtime_current() == NULL, "runtime_current on a plain thread");
+    cr_assert(weft_timer_destroy(tm) == 0, "destroy");
+    cr_assert(r.fired == 0, "fired without an arm");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy runtime");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- from a task: fire, cancel, re-arm, periodic, destroy inside ------------------ */
@@ -103,78 +103,78 @@ static void on_periodic(weft_timer *tm, void *arg) {
     record *r = arg;
     on_fire(tm, arg);
     if (weft__atomic_fetch_add_full(&periodic_left, (AO_t)-1) > 1)
-        WEFT_CHECK(arm_at(tm, r, weft_now() + 200 * US) == 0, "re-arm from the callback");
+        cr_assert(arm_at(tm, r, weft_now() + 200 * US) == 0, "re-arm from the callback");
 }
 
 static void on_fire_destroy(weft_timer *tm, void *arg) {
     on_fire(tm, arg);
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy from inside the callback");
-    WEFT_CHECK(weft_spawn(NULL, NULL) == NULL && errno == EPERM, "spawn in a callback");
+    cr_assert(weft_timer_destroy(tm) == 0, "destroy from inside the callback");
+    cr_assert(weft_spawn(NULL, NULL) == NULL && errno == EPERM, "spawn in a callback");
 }
 
 static void *from_task(void *arg) {
     (void)arg;
     weft_runtime *rt = weft_runtime_current();
-    WEFT_CHECK(rt != NULL, "runtime_current in a task");
+    cr_assert(rt != NULL, "runtime_current in a task");
     weft_timer *tm;
 
     /* Fires once, not before its deadline, with the right runtime current. */
     record a = {.runtime = rt};
-    WEFT_CHECK(weft_timer_create(rt, on_fire, &a, &tm) == 0, "create");
-    WEFT_CHECK(arm_at(tm, &a, weft_now() + 2 * MS) == 0, "arm");
+    cr_assert(weft_timer_create(rt, on_fire, &a, &tm) == 0, "create");
+    cr_assert(arm_at(tm, &a, weft_now() + 2 * MS) == 0, "arm");
     wait_fired(&a, 1);
     weft_sleep_ms(5);
-    WEFT_CHECK(a.fired == 1 && !a.early && a.runtime_ok, "fired %lu early %lu rt %lu",
+    cr_assert(a.fired == 1 && !a.early && a.runtime_ok, "fired %lu early %lu rt %lu",
                (unsigned long)a.fired, (unsigned long)a.early, (unsigned long)a.runtime_ok);
-    WEFT_CHECK(weft_timer_cancel(tm) == 0, "cancel after firing");
+    cr_assert(weft_timer_cancel(tm) == 0, "cancel after firing");
 
     /* A deadline already past fires at once. */
-    WEFT_CHECK(arm_at(tm, &a, weft_now() - 1) == 0, "arm in the past");
+    cr_assert(arm_at(tm, &a, weft_now() - 1) == 0, "arm in the past");
     wait_fired(&a, 2);
 
     /* Cancel before the deadline: never fires. */
-    WEFT_CHECK(arm_at(tm, &a, weft_now() + 20 * MS) == 0, "arm");
-    WEFT_CHECK(weft_timer_cancel(tm) == 1, "cancel a pending firing");
-    WEFT_CHECK(weft_timer_cancel(tm) == 0, "second cancel");
+    cr_assert(arm_at(tm, &a, weft_now() + 20 * MS) == 0, "arm");
+    cr_assert(weft_timer_cancel(tm) == 1, "cancel a pending firing");
+    cr_assert(weft_timer_cancel(tm) == 0, "second cancel");
     weft_sleep_ms(30);
-    WEFT_CHECK(a.fired == 2, "a cancelled timer fired");
+    cr_assert(a.fired == 2, "a cancelled timer fired");
 
     /* Re-arm replaces: one firing, at the later deadline. */
     uint64_t start = weft_now();
-    WEFT_CHECK(arm_at(tm, &a, start + 5 * MS) == 0, "arm");
-    WEFT_CHECK(arm_at(tm, &a, start + 15 * MS) == 0, "re-arm");
+    cr_assert(arm_at(tm, &a, start + 5 * MS) == 0, "arm");
+    cr_assert(arm_at(tm, &a, start + 15 * MS) == 0, "re-arm");
     wait_fired(&a, 3);
-    WEFT_CHECK(a.last_run_ns >= start + 15 * MS, "fired at the replaced deadline");
+    cr_assert(a.last_run_ns >= start + 15 * MS, "fired at the replaced deadline");
     weft_sleep_ms(10);
-    WEFT_CHECK(a.fired == 3 && !a.early, "re-arm doubled the firing");
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+    cr_assert(a.fired == 3 && !a.early, "re-arm doubled the firing");
+    cr_assert(weft_timer_destroy(tm) == 0, "destroy");
 
     /* Periodic: the callback re-arms itself. */
     record p = {.runtime = rt};
     weft__atomic_store_release(&periodic_left, 20);
-    WEFT_CHECK(weft_timer_create(rt, on_periodic, &p, &tm) == 0, "create");
-    WEFT_CHECK(arm_at(tm, &p, weft_now() + 200 * US) == 0, "arm");
+    cr_assert(weft_timer_create(rt, on_periodic, &p, &tm) == 0, "create");
+    cr_assert(arm_at(tm, &p, weft_now() + 200 * US) == 0, "arm");
     wait_fired(&p, 20);
     weft_sleep_ms(5);
-    WEFT_CHECK(p.fired == 20 && !p.early, "periodic fired %lu", (unsigned long)p.fired);
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
+    cr_assert(p.fired == 20 && !p.early, "periodic fired %lu", (unsigned long)p.fired);
+    cr_assert(weft_timer_destroy(tm) == 0, "destroy");
 
     /* Destroy from inside its own callback. */
     record d = {.runtime = rt};
-    WEFT_CHECK(weft_timer_create(rt, on_fire_destroy, &d, &tm) == 0, "create");
-    WEFT_CHECK(arm_at(tm, &d, weft_now() + MS) == 0, "arm");
+    cr_assert(weft_timer_create(rt, on_fire_destroy, &d, &tm) == 0, "create");
+    cr_assert(arm_at(tm, &d, weft_now() + MS) == 0, "arm");
     wait_fired(&d, 1);
 
     /* Left armed and never destroyed: weft_runtime_destroy frees it. */
     record left = {.runtime = rt};
-    WEFT_CHECK(weft_timer_create(rt, on_fire, &left, &tm) == 0, "create");
-    WEFT_CHECK(weft_timer_arm(tm, weft_now() + 3600 * 1000 * MS) == 0, "arm an hour away");
+    cr_assert(weft_timer_create(rt, on_fire, &left, &tm) == 0, "create");
+    cr_assert(weft_timer_arm(tm, weft_now() + 3600 * 1000 * MS) == 0, "arm an hour away");
     return NULL;
 }
 
-static void test_from_task(void) {
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, from_task, NULL, NULL) == 0, "run");
-    WEFT_CHECK_NO_LEAKS();
+Test(timer_handles, from_task) {
+    cr_assert(weft_run(&(weft_config){.workers = 2}, from_task, NULL, NULL) == 0, "run");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- the firing-versus-cancel race, across workers -------------------------------- */
@@ -200,7 +200,7 @@ static void *far_then_rearm(void *arg) {
     race *x = arg;
     /* Another task re-arms what this one armed: the 10 s arming sits in the wheel of
      * whichever worker ran the arming task, and is revoked from wherever this runs. */
-    WEFT_CHECK(arm_at(x->tm, &x->r, weft_now() + 200 * US) == 0, "re-arm");
+    cr_assert(arm_at(x->tm, &x->r, weft_now() + 200 * US) == 0, "re-arm");
     return NULL;
 }
 
@@ -219,46 +219,46 @@ static void *race_rounds(void *arg) {
             random ^= random << 13, random ^= random >> 7, random ^= random << 17;
             x->deadline = weft_now() + 20 * US + random % (300 * US);
             x->cancel_delay = (random >> 20) % (300 * US);
-            WEFT_CHECK(weft_timer_create(rt, on_fire, &x->r, &x->tm) == 0, "create");
-            WEFT_CHECK(arm_at(x->tm, &x->r, x->deadline) == 0, "arm");
+            cr_assert(weft_timer_create(rt, on_fire, &x->r, &x->tm) == 0, "create");
+            cr_assert(arm_at(x->tm, &x->r, x->deadline) == 0, "arm");
             cancellers[i] = weft_spawn(cancel_later, x);
-            WEFT_CHECK(cancellers[i] != NULL, "spawn");
+            cr_assert(cancellers[i] != NULL, "spawn");
         }
         for (int i = 0; i < PARALLEL; i++)
-            WEFT_CHECK(weft_join(cancellers[i], NULL) == 0, "join");
+            cr_assert(weft_join(cancellers[i], NULL) == 0, "join");
         weft_sleep_ms(1); /* a firing claimed before the cancel has finished by now */
         for (int i = 0; i < PARALLEL; i++) {
             race *x = &xs[i];
             /* Exactly one of: the callback ran, or the cancel stopped it. */
-            WEFT_CHECK(x->r.fired + (AO_t)x->cancelled == 1, "round %zu: fired %lu, cancel %d",
+            cr_assert(x->r.fired + (AO_t)x->cancelled == 1, "round %zu: fired %lu, cancel %d",
                        round, (unsigned long)x->r.fired, x->cancelled);
-            WEFT_CHECK(!x->r.early, "fired early");
+            cr_assert(!x->r.early, "fired early");
             fired += x->r.fired;
             cancelled += (size_t)x->cancelled;
-            WEFT_CHECK(weft_timer_destroy(x->tm) == 0, "destroy");
+            cr_assert(weft_timer_destroy(x->tm) == 0, "destroy");
         }
     }
-    printf("plain_timer_handles: cancel race: %zu fired, %zu cancelled\n", fired, cancelled);
+    printf("test_timer_handles: cancel race: %zu fired, %zu cancelled\n", fired, cancelled);
 
     /* Re-arm from another task, of an arming far away on some worker's wheel. */
     for (size_t round = 0; round < rounds; round++) {
         race *x = &xs[0];
         *x = (race){.r = {.runtime = rt}};
-        WEFT_CHECK(weft_timer_create(rt, on_fire, &x->r, &x->tm) == 0, "create");
-        WEFT_CHECK(arm_at(x->tm, &x->r, weft_now() + 10000 * MS) == 0, "arm far");
+        cr_assert(weft_timer_create(rt, on_fire, &x->r, &x->tm) == 0, "create");
+        cr_assert(arm_at(x->tm, &x->r, weft_now() + 10000 * MS) == 0, "arm far");
         weft_task *t = weft_spawn(far_then_rearm, x);
-        WEFT_CHECK(t && weft_join(t, NULL) == 0, "re-arm task");
+        cr_assert(t && weft_join(t, NULL) == 0, "re-arm task");
         wait_fired(&x->r, 1);
-        WEFT_CHECK(weft_timer_destroy(x->tm) == 0 && x->r.fired == 1 && !x->r.early, "re-arm");
+        cr_assert(weft_timer_destroy(x->tm) == 0 && x->r.fired == 1 && !x->r.early, "re-arm");
     }
     return NULL;
 }
 
-static void test_cancel_race(void) {
+Test(timer_handles, cancel_race) {
     size_t rounds = weft_test_size(150, 5);
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, race_rounds, (void *)rounds, NULL) == 0,
+    cr_assert(weft_run(&(weft_config){.workers = 2}, race_rounds, (void *)rounds, NULL) == 0,
                "run");
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- callbacks never overlap; destroy waits for a running callback ---------------- */
@@ -269,52 +269,52 @@ static void *rearm_while_running(void *arg) {
     while (!weft__atomic_load_acquire(&r->started))
         weft_yield();
     /* The callback is busy on the other worker: this firing comes due meanwhile. */
-    WEFT_CHECK(weft_timer_arm(tm, weft_now()) == 0, "re-arm while running");
+    cr_assert(weft_timer_arm(tm, weft_now()) == 0, "re-arm while running");
     return NULL;
 }
 
-static void test_overlap_and_destroy_wait(void) {
+Test(timer_handles, overlap_and_destroy_wait) {
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     record r = {0};
     weft_timer *tm;
-    WEFT_CHECK(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
+    cr_assert(weft_timer_create(rt, on_fire, &r, &tm) == 0, "create");
     weft__atomic_store_release(&r.busy_ns, 20 * MS);
     r.timer = tm;
     weft_task *t = weft_spawn_on(rt, rearm_while_running, &r);
-    WEFT_CHECK(t != NULL, "spawn");
+    cr_assert(t != NULL, "spawn");
     /* From this thread, which is not a worker: carried by an arm task. */
-    WEFT_CHECK(arm_at(tm, &r, weft_now() + MS) == 0, "arm from a foreign thread");
-    WEFT_CHECK(weft_join(t, NULL) == 0, "join");
+    cr_assert(arm_at(tm, &r, weft_now() + MS) == 0, "arm from a foreign thread");
+    cr_assert(weft_join(t, NULL) == 0, "join");
     wait_fired(&r, 2);
-    WEFT_CHECK(!r.overlapped, "two callbacks of one handle ran at once");
+    cr_assert(!r.overlapped, "two callbacks of one handle ran at once");
 
     /* Destroy while the callback runs on a worker: waits for it to return. */
     weft__atomic_store_release(&r.started, 0);
-    WEFT_CHECK(arm_at(tm, &r, weft_now()) == 0, "arm");
+    cr_assert(arm_at(tm, &r, weft_now()) == 0, "arm");
     while (!weft__atomic_load_acquire(&r.started))
         weft_test_sleep_ms(1);
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
-    WEFT_CHECK(r.fired == 3 && r.inside == 0, "destroy returned while the callback ran");
+    cr_assert(weft_timer_destroy(tm) == 0, "destroy");
+    cr_assert(r.fired == 3 && r.inside == 0, "destroy returned while the callback ran");
 
     /* A foreign arm cancelled before or after its arm task ran: never fires. */
     record c = {0};
-    WEFT_CHECK(weft_timer_create(rt, on_fire, &c, &tm) == 0, "create");
+    cr_assert(weft_timer_create(rt, on_fire, &c, &tm) == 0, "create");
     for (int i = 0; i < 50; i++) {
         /* Far enough that a loaded machine's late wake-up from the 1 ms sleep cannot let
          * it fire first (5 ms did, under a load average of 9). */
-        WEFT_CHECK(arm_at(tm, &c, weft_now() + 500 * MS) == 0, "foreign arm");
+        cr_assert(arm_at(tm, &c, weft_now() + 500 * MS) == 0, "foreign arm");
         if (i & 1)
             weft_test_sleep_ms(1);
-        WEFT_CHECK(weft_timer_cancel(tm) == 1, "foreign cancel %d", i);
+        cr_assert(weft_timer_cancel(tm) == 1, "foreign cancel %d", i);
     }
     weft_test_sleep_ms(10);
-    WEFT_CHECK(c.fired == 0, "a cancelled foreign arm fired");
-    WEFT_CHECK(arm_at(tm, &c, weft_now() + MS) == 0, "foreign arm");
+    cr_assert(c.fired == 0, "a cancelled foreign arm fired");
+    cr_assert(arm_at(tm, &c, weft_now() + MS) == 0, "foreign arm");
     wait_fired(&c, 1);
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "destroy");
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy runtime");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_timer_destroy(tm) == 0, "destroy");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy runtime");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- shutdown: a foreign arm is refused once destroy has begun --------------------- */
@@ -333,32 +333,32 @@ static void *gated(void *arg) {
 
 static void *destroyer(void *arg) {
     struct shutdown_ctx *s = arg;
-    WEFT_CHECK(weft_runtime_destroy(s->rt) == 0, "destroy");
+    cr_assert(weft_runtime_destroy(s->rt) == 0, "destroy");
     return NULL;
 }
 
-static void test_shutdown(void) {
+Test(timer_handles, shutdown) {
     struct shutdown_ctx s = {0};
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &s.rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &s.rt) == 0, "create");
     record r = {0};
     weft_timer *tm;
-    WEFT_CHECK(weft_timer_create(s.rt, on_fire, &r, &tm) == 0, "create");
+    cr_assert(weft_timer_create(s.rt, on_fire, &r, &tm) == 0, "create");
     weft_task *t = weft_spawn_on(s.rt, gated, &s);
-    WEFT_CHECK(t != NULL, "spawn");
+    cr_assert(t != NULL, "spawn");
     weft_detach(t);
     pthread_t thread;
-    WEFT_CHECK(pthread_create(&thread, NULL, destroyer, &s) == 0, "thread");
+    cr_assert(pthread_create(&thread, NULL, destroyer, &s) == 0, "thread");
     int rc;
     uint64_t give_up = weft_now() + 5000 * MS;
     while ((rc = weft_timer_arm(tm, weft_now() + 3600 * 1000 * MS)) == 0) {
-        WEFT_CHECK(weft_now() < give_up, "destroy never began");
+        cr_assert(weft_now() < give_up, "destroy never began");
         weft_test_sleep_ms(1);
     }
-    WEFT_CHECK(rc == -ESHUTDOWN, "arm during shutdown: %d", rc);
+    cr_assert(rc == -ESHUTDOWN, "arm during shutdown: %d", rc);
     weft__atomic_store_release(&s.gate, 1);
     pthread_join(thread, NULL); /* the handle, still armed, goes with the runtime */
-    WEFT_CHECK(r.fired == 0, "fired");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(r.fired == 0, "fired");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- callbacks destroying each other's timers; nothing fires after destroy --------- */
@@ -383,7 +383,7 @@ static void destroy_the_other(weft_timer *tm, void *arg) {
     while (!weft__atomic_load_acquire(&p->armed)) /* the main thread may still be arming */
         ;
     spin_for(200 * US);
-    WEFT_CHECK(weft_timer_destroy(p->timer[1 - which]) == 0, "destroy the other");
+    cr_assert(weft_timer_destroy(p->timer[1 - which]) == 0, "destroy the other");
     weft__atomic_fetch_add_full(&p->done, 1);
 }
 
@@ -398,55 +398,44 @@ static void count_late(weft_timer *tm, void *arg) {
 static void *arm_and_leave(void *arg) {
     (void)arg;
     weft_timer *tm;
-    WEFT_CHECK(weft_timer_create(weft_runtime_current(), count_late, NULL, &tm) == 0, "create");
-    WEFT_CHECK(weft_timer_arm(tm, weft_now() + 30 * MS) == 0, "arm");
+    cr_assert(weft_timer_create(weft_runtime_current(), count_late, NULL, &tm) == 0, "create");
+    cr_assert(weft_timer_arm(tm, weft_now() + 30 * MS) == 0, "arm");
     return NULL; /* the runtime shuts down before the deadline */
 }
 
-static void test_mutual_destroy_and_after_destroy(void) {
+Test(timer_handles, mutual_destroy_and_after_destroy) {
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     size_t rounds = weft_test_size(100, 4);
     /* One pair per round, kept until the runtime is gone: a second callback of a round
      * may still be reading its pair when the next round starts. */
     pair *pairs = calloc(rounds, sizeof(*pairs));
-    WEFT_CHECK(pairs != NULL, "calloc");
+    cr_assert(pairs != NULL, "calloc");
     for (size_t i = 0; i < rounds; i++) {
         pair *p = &pairs[i];
-        WEFT_CHECK(weft_timer_create(rt, destroy_the_other, p, &p->timer[0]) == 0, "create");
-        WEFT_CHECK(weft_timer_create(rt, destroy_the_other, p, &p->timer[1]) == 0, "create");
+        cr_assert(weft_timer_create(rt, destroy_the_other, p, &p->timer[0]) == 0, "create");
+        cr_assert(weft_timer_create(rt, destroy_the_other, p, &p->timer[1]) == 0, "create");
         uint64_t at = weft_now() + MS;
         /* From this thread: each arm goes to whichever worker runs its arm task. */
-        WEFT_CHECK(weft_timer_arm(p->timer[0], at) == 0 && weft_timer_arm(p->timer[1], at) == 0,
+        cr_assert(weft_timer_arm(p->timer[0], at) == 0 && weft_timer_arm(p->timer[1], at) == 0,
                    "arm");
         weft__atomic_store_release(&p->armed, 1);
         uint64_t give_up = weft_now() + 5000 * MS;
         /* One or both run: the first to run destroys the other, which then never runs,
          * unless it was already running (then it destroys the first). */
         while (weft__atomic_load_acquire(&p->done) == 0)
-            WEFT_CHECK(weft_now() < give_up, "no callback finished (round %zu)", i);
+            cr_assert(weft_now() < give_up, "no callback finished (round %zu)", i);
     }
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
     free(pairs);
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 
     /* An armed timer whose tasks are all done never fires after destroy returns. */
     weft__atomic_store_release(&late_fires, 0);
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, arm_and_leave, NULL, NULL) == 0, "run");
+    cr_assert(weft_run(&(weft_config){.workers = 2}, arm_and_leave, NULL, NULL) == 0, "run");
     AO_t at_return = weft__atomic_load_acquire(&late_fires);
     weft_test_sleep_ms(60);
-    WEFT_CHECK(weft__atomic_load_acquire(&late_fires) == at_return && at_return == 0,
+    cr_assert(weft__atomic_load_acquire(&late_fires) == at_return && at_return == 0,
                "a timer fired after weft_run returned");
-    WEFT_CHECK_NO_LEAKS();
-}
-
-int main(void) {
-    test_errors();
-    test_from_task();
-    test_cancel_race();
-    test_overlap_and_destroy_wait();
-    test_shutdown();
-    test_mutual_destroy_and_after_destroy();
-    printf("plain_timer_handles: all cases passed\n");
-    return 0;
+    WEFT_ASSERT_NO_LEAKS();
 }

@@ -1,5 +1,5 @@
 /*
- * plain_context_threads.c: a context made on one thread resumes on another, as tasks move
+ * test_context_threads.c: a context made on one thread resumes on another, as tasks move
  * between workers. The main thread makes 8 contexts; two threads then hand them back and
  * forth (a mutex and a condition variable per thread), so every resumption happens on the
  * other thread than the previous one. Each context, each time it runs, counts, checks
@@ -10,10 +10,10 @@
  * one per context (its TSan fiber created with weft__fiber_init_task and destroyed with
  * weft__fiber_destroy_stack once the context is done); the entry and the last switch
  * away are WEFT__NO_SANITIZER_FRAME and the body runs in an ordinary frame that returns.
- * A plain test, so it runs, and must be clean, under TSan and ASan. The contexts' counters
- * are plain memory handed between threads: TSan checks that the hand-off orders them.
+ * It must be clean under TSan and ASan. The contexts' counters are plain memory handed
+ * between threads: TSan checks that the hand-off orders them.
  */
-#include "weft_test.h"
+#include "weft_criterion.h"
 
 #include "arch/context.h"
 #include "base/sanitizer.h"
@@ -72,7 +72,7 @@ static struct {
           .cond = {PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER}};
 
 static void enqueue(int thread, ctx *c) {
-    WEFT_CHECK(hand.len[thread] < CONTEXTS, "queue %d overflow", thread);
+    cr_assert(hand.len[thread] < CONTEXTS, "queue %d overflow", thread);
     hand.queue[thread][(hand.head[thread] + hand.len[thread]++) % CONTEXTS] = c;
 }
 
@@ -183,7 +183,7 @@ static void *thread_main(void *arg) {
     }
 }
 
-int main(void) {
+Test(context_threads, contexts_migrate_between_threads) {
     size_t total = weft_test_size(100000, 10);
     size_t quota = total / CONTEXTS > 1 ? total / CONTEXTS - 1 : 1;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -196,9 +196,9 @@ int main(void) {
         c->map_size = STACK_SIZE + page;
         void *m =
             mmap(NULL, c->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        WEFT_CHECK(m != MAP_FAILED, "mmap of a stack");
+        cr_assert(m != MAP_FAILED, "mmap of a stack");
         c->map = m;
-        WEFT_CHECK(mprotect(c->map, page, PROT_NONE) == 0, "mprotect of a guard page");
+        cr_assert(mprotect(c->map, page, PROT_NONE) == 0, "mprotect of a guard page");
         weft__fiber_init_task(&c->fiber, c->map + page, STACK_SIZE, &c->tsan_slot);
         c->sp = weft__context_make(c->map + c->map_size, ctx_entry);
         enqueue(i % THREADS, c); /* no thread runs yet: no lock needed */
@@ -207,61 +207,40 @@ int main(void) {
     static thread_state threads[THREADS];
     for (int k = 0; k < THREADS; k++) {
         threads[k] = (thread_state){.index = k};
-        WEFT_CHECK(pthread_create(&threads[k].thread, NULL, thread_main, &threads[k]) == 0,
+        cr_assert(pthread_create(&threads[k].thread, NULL, thread_main, &threads[k]) == 0,
                    "pthread_create");
     }
     for (int k = 0; k < THREADS; k++)
-        WEFT_CHECK(pthread_join(threads[k].thread, NULL) == 0, "pthread_join");
+        cr_assert(pthread_join(threads[k].thread, NULL) == 0, "pthread_join");
 
-    int failures = 0;
     size_t sum = 0, resumptions = 0;
     for (int k = 0; k < THREADS; k++) {
         resumptions += threads[k].resumptions;
-        if (threads[k].bad_values) {
-            fprintf(stderr, "FAIL: thread %d got %zu unexpected switch values\n", k,
-                    threads[k].bad_values);
-            failures++;
-        }
+        cr_expect(!threads[k].bad_values, "thread %d got %zu unexpected switch values", k,
+                  threads[k].bad_values);
     }
     for (int i = 0; i < CONTEXTS; i++) {
         ctx *c = &contexts[i];
         sum += c->count;
-        if (c->count != quota || c->ran_on[0] + c->ran_on[1] != quota) {
-            fprintf(stderr, "FAIL: context %d counted %zu (%zu + %zu by thread), expected %zu\n", i,
-                    c->count, c->ran_on[0], c->ran_on[1], quota);
-            failures++;
-        }
+        cr_expect(c->count == quota && c->ran_on[0] + c->ran_on[1] == quota,
+                  "context %d counted %zu (%zu + %zu by thread), expected %zu", i, c->count,
+                  c->ran_on[0], c->ran_on[1], quota);
         /* Strict alternation: each thread ran it half the time, give or take one. */
-        if (c->ran_on[0] + 1 < quota / 2 || c->ran_on[1] + 1 < quota / 2) {
-            fprintf(stderr, "FAIL: context %d ran %zu times on thread 0, %zu on thread 1\n", i,
-                    c->ran_on[0], c->ran_on[1]);
-            failures++;
-        }
-        if (c->wrong_thread || c->no_migration) {
-            fprintf(stderr,
-                    "FAIL: context %d ran %zu times on another thread than its resumer's, and "
-                    "was resumed %zu times by the same thread twice in a row\n",
-                    i, c->wrong_thread, c->no_migration);
-            failures++;
-        }
+        cr_expect(c->ran_on[0] + 1 >= quota / 2 && c->ran_on[1] + 1 >= quota / 2,
+                  "context %d ran %zu times on thread 0, %zu on thread 1", i, c->ran_on[0],
+                  c->ran_on[1]);
+        cr_expect(!c->wrong_thread && !c->no_migration,
+                  "context %d ran %zu times on another thread than its resumer's, and was resumed "
+                  "%zu times by the same thread twice in a row",
+                  i, c->wrong_thread, c->no_migration);
         weft__fiber_destroy_stack(c->tsan_slot);
-        WEFT_CHECK(munmap(c->map, c->map_size) == 0, "munmap");
+        cr_assert(munmap(c->map, c->map_size) == 0, "munmap");
     }
-    if (hand.exited != CONTEXTS) {
-        fprintf(stderr, "FAIL: %d of %d contexts exited\n", hand.exited, CONTEXTS);
-        failures++;
-    }
-    if (sum != CONTEXTS * quota || resumptions != CONTEXTS * (quota + 1)) {
-        fprintf(stderr, "FAIL: counters sum to %zu, expected %zu; %zu resumptions, expected %zu\n",
-                sum, CONTEXTS * quota, resumptions, CONTEXTS * (quota + 1));
-        failures++;
-    }
-    if (failures) {
-        fprintf(stderr, "plain_context_threads: FAILED\n");
-        return 1;
-    }
-    printf("plain_context_threads: ok: %d contexts, %zu resumptions alternating between %d "
-           "threads, counters sum to %zu\n",
+    cr_expect_eq(hand.exited, CONTEXTS, "%d of %d contexts exited", hand.exited, CONTEXTS);
+    cr_expect(sum == CONTEXTS * quota && resumptions == CONTEXTS * (quota + 1),
+              "counters sum to %zu, expected %zu; %zu resumptions, expected %zu", sum,
+              CONTEXTS * quota, resumptions, CONTEXTS * (quota + 1));
+    printf("test_context_threads: %d contexts, %zu resumptions alternating between %d threads, "
+           "counters sum to %zu\n",
            CONTEXTS, resumptions, THREADS, sum);
-    return 0;
 }

@@ -1,10 +1,9 @@
 /*
- * plain_spawn_join.c: spawn, join, detach and shutdown, end to end, on real worker
- * threads. A plain executable (not Criterion) so that it also runs under
- * ThreadSanitizer; every case checks its results exactly and ends with the runtime
- * destroyed and nothing leaked.
+ * test_spawn_join.c: spawn, join, detach and shutdown, end to end, on real worker
+ * threads. Every case checks its results exactly and ends with the runtime destroyed and
+ * nothing leaked.
  */
-#include "weft_test.h"
+#include "weft_criterion.h"
 
 #include "base/atomic.h"
 
@@ -22,10 +21,10 @@ static void *fib(void *arg) {
     if (n < 2)
         return (void *)n;
     weft_task *t = weft_spawn(fib, (void *)(n - 1));
-    WEFT_CHECK(t != NULL, "spawn failed: %s", strerror(errno));
+    cr_assert(t != NULL, "spawn failed: %s", strerror(errno));
     intptr_t b = (intptr_t)fib((void *)(n - 2));
     void *a = NULL;
-    WEFT_CHECK(weft_join(t, &a) == 0, "join failed");
+    cr_assert(weft_join(t, &a) == 0, "join failed");
     return (void *)((intptr_t)a + b);
 }
 
@@ -37,9 +36,17 @@ static void test_fib(unsigned workers) {
     intptr_t expected[] = {[20] = 6765, [25] = 75025};
     weft_config cfg = {.workers = workers};
     void *result = NULL;
-    WEFT_CHECK(weft_run(&cfg, fib, (void *)n, &result) == 0, "weft_run failed");
-    WEFT_CHECK((intptr_t)result == expected[n], "fib(%ld) = %ld", (long)n, (long)(intptr_t)result);
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_run(&cfg, fib, (void *)n, &result) == 0, "weft_run failed");
+    cr_assert((intptr_t)result == expected[n], "fib(%ld) = %ld", (long)n, (long)(intptr_t)result);
+    WEFT_ASSERT_NO_LEAKS();
+}
+
+Test(spawn_join, fib_one_worker) {
+    test_fib(1);
+}
+
+Test(spawn_join, fib_two_workers) {
+    test_fib(2);
 }
 
 /* ---- many tasks from one task, joined in order ------------------------------------ */
@@ -51,35 +58,35 @@ static void *identity(void *arg) {
 static void *spawn_many(void *arg) {
     size_t n = (size_t)arg;
     weft_task **tasks = malloc(n * sizeof(*tasks));
-    WEFT_CHECK(tasks != NULL, "malloc");
+    cr_assert(tasks != NULL, "malloc");
     for (size_t i = 0; i < n; i++) {
         tasks[i] = weft_spawn(identity, (void *)i);
-        WEFT_CHECK(tasks[i] != NULL, "spawn %zu failed: %s", i, strerror(errno));
+        cr_assert(tasks[i] != NULL, "spawn %zu failed: %s", i, strerror(errno));
     }
     size_t sum = 0;
     for (size_t i = 0; i < n; i++) {
         void *r;
-        WEFT_CHECK(weft_join(tasks[i], &r) == 0, "join %zu", i);
-        WEFT_CHECK((size_t)r == i, "task %zu returned %zu", i, (size_t)r);
+        cr_assert(weft_join(tasks[i], &r) == 0, "join %zu", i);
+        cr_assert((size_t)r == i, "task %zu returned %zu", i, (size_t)r);
         sum += (size_t)r;
     }
     free(tasks);
     return (void *)sum;
 }
 
-static void test_spawn_many(void) {
+Test(spawn_join, spawn_many) {
     size_t n = weft_test_size(100000, 2);
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     void *sum;
-    WEFT_CHECK(weft_block_on(rt, spawn_many, (void *)n, &sum) == 0, "block_on");
-    WEFT_CHECK((size_t)sum == n * (n - 1) / 2, "sum %zu", (size_t)sum);
+    cr_assert(weft_block_on(rt, spawn_many, (void *)n, &sum) == 0, "block_on");
+    cr_assert((size_t)sum == n * (n - 1) / 2, "sum %zu", (size_t)sum);
     weft_runtime_stats st;
-    WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
-    WEFT_CHECK(st.tasks_spawned == n + 1, "spawned %llu", (unsigned long long)st.tasks_spawned);
-    WEFT_CHECK(st.tasks_live == 0, "live %llu after every join", (unsigned long long)st.tasks_live);
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_runtime_stats_get(rt, &st) == 0, "stats");
+    cr_assert(st.tasks_spawned == n + 1, "spawned %llu", (unsigned long long)st.tasks_spawned);
+    cr_assert(st.tasks_live == 0, "live %llu after every join", (unsigned long long)st.tasks_live);
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- threads that are not workers spawn and join ---------------------------------- */
@@ -96,7 +103,7 @@ static void *foreign_spawn(void *arg) {
     struct foreign_job *job = arg;
     for (size_t i = 0; i < job->count; i++) {
         job->handles[i] = weft_spawn_on(job->rt, identity, (void *)(job->base + i));
-        WEFT_CHECK(job->handles[i] != NULL, "spawn_on: %s", strerror(errno));
+        cr_assert(job->handles[i] != NULL, "spawn_on: %s", strerror(errno));
     }
     return NULL;
 }
@@ -105,17 +112,17 @@ static void *foreign_join(void *arg) {
     struct foreign_job *job = arg;
     for (size_t i = 0; i < job->count; i++) {
         void *r;
-        WEFT_CHECK(weft_join(job->handles[i], &r) == 0, "foreign join");
+        cr_assert(weft_join(job->handles[i], &r) == 0, "foreign join");
         job->sum += (size_t)r;
     }
     return NULL;
 }
 
-static void test_foreign_threads(void) {
+Test(spawn_join, foreign_threads) {
     enum { THREADS = 4 };
     size_t per = weft_test_size(5000, 5);
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     struct foreign_job jobs[THREADS];
     pthread_t threads[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -136,9 +143,9 @@ static void test_foreign_threads(void) {
         free(jobs[i].handles);
     }
     size_t n = THREADS * per;
-    WEFT_CHECK(total == n * (n - 1) / 2, "foreign sum %zu", total);
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(total == n * (n - 1) / 2, "foreign sum %zu", total);
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- destroy waits for detached tasks, and for what they spawn -------------------- */
@@ -156,28 +163,28 @@ static void *detached_parent(void *arg) {
     size_t children = (size_t)arg;
     for (size_t i = 0; i < children; i++) {
         weft_task *t = weft_spawn(detached_leaf, NULL);
-        WEFT_CHECK(t != NULL, "spawn");
+        cr_assert(t != NULL, "spawn");
         weft_detach(t);
     }
     weft__atomic_fetch_add_full(&detached_ran, 1);
     return NULL;
 }
 
-static void test_destroy_waits_for_detached(void) {
+Test(spawn_join, destroy_waits_for_detached) {
     size_t parents = weft_test_size(1000, 25), children = 10;
     weft__atomic_store_relaxed(&detached_ran, 0);
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     for (size_t i = 0; i < parents; i++) {
         weft_task *t = weft_spawn_on(rt, detached_parent, (void *)children);
-        WEFT_CHECK(t != NULL, "spawn_on");
+        cr_assert(t != NULL, "spawn_on");
         weft_detach(t);
     }
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
     AO_t ran = weft__atomic_load_acquire(&detached_ran);
-    WEFT_CHECK(ran == parents * (children + 1), "destroy returned after %lu of %zu tasks",
+    cr_assert(ran == parents * (children + 1), "destroy returned after %lu of %zu tasks",
                (unsigned long)ran, parents * (children + 1));
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- a task of one runtime joins a task of another -------------------------------- */
@@ -186,22 +193,22 @@ static weft_runtime *other_runtime;
 
 static void *join_other(void *arg) {
     weft_task *t = weft_spawn_on(other_runtime, fib, arg);
-    WEFT_CHECK(t != NULL, "spawn_on other runtime");
+    cr_assert(t != NULL, "spawn_on other runtime");
     void *r;
-    WEFT_CHECK(weft_join(t, &r) == 0, "join across runtimes");
+    cr_assert(weft_join(t, &r) == 0, "join across runtimes");
     return r;
 }
 
-static void test_cross_runtime(void) {
+Test(spawn_join, cross_runtime) {
     weft_runtime *a;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 1}, &a) == 0, "create a");
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &other_runtime) == 0, "b");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 1}, &a) == 0, "create a");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &other_runtime) == 0, "b");
     void *r;
-    WEFT_CHECK(weft_block_on(a, join_other, (void *)15, &r) == 0, "block_on");
-    WEFT_CHECK((intptr_t)r == 610, "fib(15) across runtimes = %ld", (long)(intptr_t)r);
-    WEFT_CHECK(weft_runtime_destroy(other_runtime) == 0, "destroy b");
-    WEFT_CHECK(weft_runtime_destroy(a) == 0, "destroy a");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_block_on(a, join_other, (void *)15, &r) == 0, "block_on");
+    cr_assert((intptr_t)r == 610, "fib(15) across runtimes = %ld", (long)(intptr_t)r);
+    cr_assert(weft_runtime_destroy(other_runtime) == 0, "destroy b");
+    cr_assert(weft_runtime_destroy(a) == 0, "destroy a");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- yield lets the worker's other runnable tasks run first ----------------------- */
@@ -226,17 +233,17 @@ static void *yielder(void *arg) {
     return NULL;
 }
 
-static void test_yield_order(void) {
+Test(spawn_join, yield_order) {
     order_count = 0;
     /* Exact order on one worker: no chaos scheduling (it adds yields at spawns). */
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 1, .flags = WEFT_CONFIG_NO_CHAOS}, yielder, NULL,
+    cr_assert(weft_run(&(weft_config){.workers = 1, .flags = WEFT_CONFIG_NO_CHAOS}, yielder, NULL,
                         NULL) == 0,
                "run");
-    WEFT_CHECK(order_count == 4, "%d entries", order_count);
-    WEFT_CHECK(order[0] == 1 && order[3] == 4, "order %d %d %d %d", order[0], order[1], order[2],
+    cr_assert(order_count == 4, "%d entries", order_count);
+    cr_assert(order[0] == 1 && order[3] == 4, "order %d %d %d %d", order[0], order[1], order[2],
                order[3]);
-    WEFT_CHECK(order[1] + order[2] == 5, "b and c ran while yielding");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(order[1] + order[2] == 5, "b and c ran while yielding");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- an idle worker picks up work a busy worker spawned -------------------------- */
@@ -255,12 +262,12 @@ static void *busy_parent(void *arg) {
     (void)arg;
     weft__atomic_store_relaxed(&child_ran, 0);
     weft_task *t = weft_spawn(set_flag, NULL);
-    WEFT_CHECK(t != NULL, "spawn");
+    cr_assert(t != NULL, "spawn");
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     while (!weft__atomic_load_acquire(&child_ran)) {
         clock_gettime(CLOCK_MONOTONIC, &now);
-        WEFT_CHECK(now.tv_sec - start.tv_sec < 5, "no idle worker ran the spawned task");
+        cr_assert(now.tv_sec - start.tv_sec < 5, "no idle worker ran the spawned task");
     }
     return (void *)(intptr_t)weft_join(t, NULL);
 }
@@ -269,17 +276,25 @@ static void *busy_parent(void *arg) {
  * worker that parked without re-checking the queues; park.c): kept as a regression. */
 static void test_idle_worker_steals(uint64_t chaos_seed) {
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2, .chaos_seed = chaos_seed}, &rt) ==
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2, .chaos_seed = chaos_seed}, &rt) ==
                    0,
                "create");
     for (int i = 0; i < 200; i++) {
         void *rc;
-        WEFT_CHECK(weft_block_on(rt, busy_parent, NULL, &rc) == 0 && rc == NULL, "round %d", i);
+        cr_assert(weft_block_on(rt, busy_parent, NULL, &rc) == 0 && rc == NULL, "round %d", i);
         if (i % 50 == 0)
             weft_test_sleep_ms(20); /* let both workers park between some rounds */
     }
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
+}
+
+Test(spawn_join, idle_worker_steals) {
+    test_idle_worker_steals(0);
+}
+
+Test(spawn_join, idle_worker_steals_chaos_seed_21) {
+    test_idle_worker_steals(21);
 }
 
 /* ---- inline joins: the child is still itself ------------------------------------- */
@@ -299,15 +314,15 @@ static void *grandchild(void *arg) {
 static void *inline_child(void *arg) {
     struct identity_record *rec = arg;
     rec->child_id = weft_current_id();
-    WEFT_CHECK(weft_set_name("inline-child") == 0, "set_name");
-    WEFT_CHECK(weft_sleep_ms(0) == 0 && weft_sleep_until(weft_now() + 20000) == 0, "sleep");
+    cr_assert(weft_set_name("inline-child") == 0, "set_name");
+    cr_assert(weft_sleep_ms(0) == 0 && weft_sleep_until(weft_now() + 20000) == 0, "sleep");
     weft_task *g = weft_spawn(grandchild, NULL);
-    WEFT_CHECK(g != NULL, "spawn grandchild");
+    cr_assert(g != NULL, "spawn grandchild");
     void *gid;
-    WEFT_CHECK(weft_join(g, &gid) == 0, "join grandchild");
+    cr_assert(weft_join(g, &gid) == 0, "join grandchild");
     rec->grandchild_id = (uint64_t)(uintptr_t)gid;
     weft_yield();
-    WEFT_CHECK(weft_current_id() == rec->child_id, "the child's id changed across parks");
+    cr_assert(weft_current_id() == rec->child_id, "the child's id changed across parks");
     return (void *)(uintptr_t)0xc0ffee;
 }
 
@@ -316,13 +331,13 @@ static void *inline_parent(void *arg) {
     for (size_t i = 0; i < rounds; i++) {
         struct identity_record rec = {.parent_id = weft_current_id()};
         weft_task *t = weft_spawn(inline_child, &rec);
-        WEFT_CHECK(t != NULL, "spawn");
+        cr_assert(t != NULL, "spawn");
         void *r;
-        WEFT_CHECK(weft_join(t, &r) == 0 && (uintptr_t)r == 0xc0ffee, "join");
-        WEFT_CHECK(weft_current_id() == rec.parent_id, "the joiner's id changed");
-        WEFT_CHECK(rec.child_id != 0 && rec.child_id != rec.parent_id, "child id %llu",
+        cr_assert(weft_join(t, &r) == 0 && (uintptr_t)r == 0xc0ffee, "join");
+        cr_assert(weft_current_id() == rec.parent_id, "the joiner's id changed");
+        cr_assert(rec.child_id != 0 && rec.child_id != rec.parent_id, "child id %llu",
                    (unsigned long long)rec.child_id);
-        WEFT_CHECK(rec.grandchild_id != 0 && rec.grandchild_id != rec.child_id &&
+        cr_assert(rec.grandchild_id != 0 && rec.grandchild_id != rec.child_id &&
                        rec.grandchild_id != rec.parent_id,
                    "grandchild id");
     }
@@ -332,20 +347,28 @@ static void *inline_parent(void *arg) {
 static void test_inline_join_identity(unsigned flags) {
     size_t rounds = weft_test_size(2000, 10);
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2, .flags = flags}, &rt) == 0,
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2, .flags = flags}, &rt) == 0,
                "create");
-    WEFT_CHECK(weft_block_on(rt, inline_parent, (void *)rounds, NULL) == 0, "block_on");
+    cr_assert(weft_block_on(rt, inline_parent, (void *)rounds, NULL) == 0, "block_on");
     weft_runtime_stats st;
-    WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
+    cr_assert(weft_runtime_stats_get(rt, &st) == 0, "stats");
     if (flags & WEFT_CONFIG_NO_INLINE_JOIN)
-        WEFT_CHECK(st.joins_inline == 0, "%llu inline joins with them turned off",
+        cr_assert(st.joins_inline == 0, "%llu inline joins with them turned off",
                    (unsigned long long)st.joins_inline);
     else /* most children are joined before the other worker can steal them */
-        WEFT_CHECK(st.joins_inline > 0, "no join ran inline in %zu rounds", rounds);
-    printf("plain_spawn_join: inline joins %llu of %zu (flags %u)\n",
+        cr_assert(st.joins_inline > 0, "no join ran inline in %zu rounds", rounds);
+    printf("test_spawn_join: inline joins %llu of %zu (flags %u)\n",
            (unsigned long long)st.joins_inline, 2 * rounds, flags);
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
+}
+
+Test(spawn_join, inline_join_identity) {
+    test_inline_join_identity(0);
+}
+
+Test(spawn_join, inline_join_identity_turned_off) {
+    test_inline_join_identity(WEFT_CONFIG_NO_INLINE_JOIN);
 }
 
 /* ---- an inline-joined child is still protected by the join's registration --------- */
@@ -395,39 +418,22 @@ static void *contested_parent(void *arg) {
         struct contested c = {.parent_frame = &frame};
         weft_task *d = weft_spawn(interloper, &c);
         c.child = weft_spawn(held_child, &c); /* the bottom of our deque: inlinable */
-        WEFT_CHECK(d && c.child, "spawn");
+        cr_assert(d && c.child, "spawn");
         void *r, *verdict;
-        WEFT_CHECK(weft_join(c.child, &r) == 0 && (uintptr_t)r == 77, "join");
-        WEFT_CHECK(weft_join(d, &verdict) == 0, "join interloper");
+        cr_assert(weft_join(c.child, &r) == 0 && (uintptr_t)r == 77, "join");
+        cr_assert(weft_join(d, &verdict) == 0, "join interloper");
         if ((uintptr_t)verdict == 1) {
             inlined++;
-            WEFT_CHECK(c.second_join == -EINVAL, "a second join returned %d", c.second_join);
+            cr_assert(c.second_join == -EINVAL, "a second join returned %d", c.second_join);
         }
     }
-    WEFT_CHECK(inlined > 0, "the child never ran inline in %zu rounds", rounds);
+    cr_assert(inlined > 0, "the child never ran inline in %zu rounds", rounds);
     return NULL;
 }
 
-static void test_inline_join_contested(void) {
+Test(spawn_join, inline_join_contested) {
     size_t rounds = weft_test_size(100, 4);
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, contested_parent, (void *)rounds, NULL) == 0,
+    cr_assert(weft_run(&(weft_config){.workers = 2}, contested_parent, (void *)rounds, NULL) == 0,
                "run");
-    WEFT_CHECK_NO_LEAKS();
-}
-
-int main(void) {
-    test_fib(1);
-    test_fib(2);
-    test_idle_worker_steals(0);
-    test_idle_worker_steals(21);
-    test_spawn_many();
-    test_foreign_threads();
-    test_destroy_waits_for_detached();
-    test_cross_runtime();
-    test_yield_order();
-    test_inline_join_identity(0);
-    test_inline_join_identity(WEFT_CONFIG_NO_INLINE_JOIN);
-    test_inline_join_contested();
-    printf("plain_spawn_join: all cases passed\n");
-    return 0;
+    WEFT_ASSERT_NO_LEAKS();
 }

@@ -1,5 +1,5 @@
 /*
- * plain_deque_race.c: the deque under real concurrency. One owner thread pushes N distinct
+ * test_deque_race.c: the deque under real concurrency. One owner thread pushes N distinct
  * elements and takes some back (random pops, bursts that fill the ring until a push is
  * refused, drains to empty, batches as the worker's overflow does) while 3 thieves steal
  * concurrently; afterwards every element must have been taken exactly once: none lost,
@@ -8,12 +8,11 @@
  *
  * Each element is a record whose payload the owner writes with plain stores just before
  * pushing it and every taker reads with plain loads: under ThreadSanitizer that checks the
- * deque's release/acquire publication, not just its counting. A plain test (not Criterion)
- * so it runs under TSan and ASan; N = 200,000 per phase, scaled by WEFT_TEST_SCALE and
- * divided by 10 under TSan. The owner's choices come from a seeded PRNG (WEFT_TEST_SEED to
+ * deque's release/acquire publication, not just its counting. N = 200,000 per phase,
+ * scaled by WEFT_TEST_SCALE and divided by 10 under TSan. The owner's choices come from a seeded PRNG (WEFT_TEST_SEED to
  * repeat them); the thread interleaving of course cannot be repeated.
  */
-#include "weft_test.h"
+#include "weft_criterion.h"
 
 #include "base/atomic.h"
 #include "sched/deque.h"
@@ -120,7 +119,7 @@ static void push_next(shared *s, size_t *next, owner_stats *o) {
     bool was_empty = false;
     while (!weft__deque_push_owner(&s->deque, r)) {
         /* Only the owner adds elements: a deque that a pop found empty cannot be full. */
-        WEFT_CHECK(!was_empty, "item %zu: push refused right after a pop found the deque empty",
+        cr_assert(!was_empty, "item %zu: push refused right after a pop found the deque empty",
                    *next);
         /* Full: the owner must take one back before the push can succeed. */
         o->refused++;
@@ -218,17 +217,15 @@ static void owner_run(shared *s, uint64_t seed, owner_stats *o) {
 
 static int run_phase(const char *name, size_t capacity, size_t n, uint64_t seed) {
     shared s = {.n = n};
-    if (weft__deque_init(&s.deque, capacity) != 0) {
-        fprintf(stderr, "FAIL %s: weft__deque_init(%zu)\n", name, capacity);
-        return 1;
-    }
+    int init_rc = weft__deque_init(&s.deque, capacity);
+    cr_assert_eq(init_rc, 0, "%s: weft__deque_init(%zu)", name, capacity);
     s.records = calloc(n + 1, sizeof(record));
-    WEFT_CHECK(s.records != NULL, "calloc of %zu records", n + 1);
+    cr_assert(s.records != NULL, "calloc of %zu records", n + 1);
 
     thief thieves[THIEVES];
     for (int k = 0; k < THIEVES; k++) {
         thieves[k] = (thief){.s = &s};
-        WEFT_CHECK(pthread_create(&thieves[k].thread, NULL, thief_main, &thieves[k]) == 0,
+        cr_assert(pthread_create(&thieves[k].thread, NULL, thief_main, &thieves[k]) == 0,
                    "pthread_create");
     }
     /* Start only once every thief is stealing, so the phase is a race from the start. */
@@ -240,14 +237,21 @@ static int run_phase(const char *name, size_t capacity, size_t n, uint64_t seed)
 
     size_t stolen = 0, retries = 0, bad_pointer = o.t.bad_pointer, bad_payload = o.t.bad_payload;
     for (int k = 0; k < THIEVES; k++) {
-        WEFT_CHECK(pthread_join(thieves[k].thread, NULL) == 0, "pthread_join");
+        cr_assert(pthread_join(thieves[k].thread, NULL) == 0, "pthread_join");
         stolen += thieves[k].t.taken;
         retries += thieves[k].retries;
         bad_pointer += thieves[k].t.bad_pointer;
         bad_payload += thieves[k].t.bad_payload;
     }
 
+    /* Each check is a cr_expect, counted: the phase goes on to report the others. */
     int failures = 0;
+#define PHASE_EXPECT(cond, ...)                                                                    \
+    do {                                                                                           \
+        bool ok_ = (cond);                                                                         \
+        cr_expect(ok_, __VA_ARGS__);                                                               \
+        failures += !ok_;                                                                          \
+    } while (0)
     size_t lost = 0, duplicated = 0;
     for (size_t i = 1; i <= n; i++) {
         AO_t takes = weft__atomic_load_relaxed(&s.records[i].takes);
@@ -261,28 +265,18 @@ static int run_phase(const char *name, size_t capacity, size_t n, uint64_t seed)
             fprintf(stderr, "FAIL %s: item %zu was taken %lu times, expected exactly once\n", name,
                     i, (unsigned long)takes);
     }
-    if (lost || duplicated) {
-        fprintf(stderr, "FAIL %s: %zu items lost, %zu taken more than once (of %zu)\n", name, lost,
-                duplicated, n);
-        failures++;
-    }
-    if (bad_pointer || bad_payload) {
-        fprintf(stderr, "FAIL %s: %zu takes returned no element, %zu an unpublished payload\n",
-                name, bad_pointer, bad_payload);
-        failures++;
-    }
+    PHASE_EXPECT(!lost && !duplicated, "%s: %zu items lost, %zu taken more than once (of %zu)",
+                 name, lost, duplicated, n);
+    PHASE_EXPECT(!bad_pointer && !bad_payload,
+                 "%s: %zu takes returned no element, %zu an unpublished payload", name, bad_pointer,
+                 bad_payload);
     size_t total = o.t.taken + stolen;
-    if (total != n || o.pushes != n) {
-        fprintf(stderr,
-                "FAIL %s: %zu pushes and %zu takes (owner %zu, thieves %zu) for %zu items\n", name,
-                o.pushes, total, o.t.taken, stolen, n);
-        failures++;
-    }
-    if (weft__deque_size_any(&s.deque) != 0) {
-        fprintf(stderr, "FAIL %s: %zu elements left in the deque\n", name,
-                weft__deque_size_any(&s.deque));
-        failures++;
-    }
+    PHASE_EXPECT(total == n && o.pushes == n,
+                 "%s: %zu pushes and %zu takes (owner %zu, thieves %zu) for %zu items", name,
+                 o.pushes, total, o.t.taken, stolen, n);
+    PHASE_EXPECT(weft__deque_size_any(&s.deque) == 0, "%s: %zu elements left in the deque", name,
+                 weft__deque_size_any(&s.deque));
+#undef PHASE_EXPECT
     /* The scenario itself: without steals or refused pushes it tested less than it says.
      * On a loaded machine thieves can keep up with the owner so that the deque never
      * fills: the caller runs the phase again (NOT_REACHED), and fails only if it never
@@ -309,29 +303,38 @@ static int run_phase_until_reached(const char *name, size_t capacity, size_t n, 
         if (r != NOT_REACHED)
             return r;
     }
-    fprintf(stderr, "FAIL %s: the race did not happen in 10 attempts\n", name);
+    cr_expect_fail("%s: the race did not happen in 10 attempts", name);
     return 1;
 }
 
-int main(void) {
+/* WEFT_TEST_SEED, else a fresh one; printed, so that a failure's choices can be repeated. */
+static uint64_t test_seed(void) {
     uint64_t seed;
     const char *env = getenv("WEFT_TEST_SEED");
     if (env && *env)
         seed = strtoull(env, NULL, 0);
     else
         seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
-    size_t n = weft_test_size(200000, 10);
-    printf("plain_deque_race: seed %" PRIu64 " (WEFT_TEST_SEED=%" PRIu64
+    printf("test_deque_race: seed %" PRIu64 " (WEFT_TEST_SEED=%" PRIu64
            " repeats the owner's choices), %d thieves\n",
            seed, seed, THIEVES);
     fflush(stdout);
+    return seed;
+}
 
+Test(deque_race, wrap_and_full) {
+    uint64_t seed = test_seed();
+    size_t n = weft_test_size(200000, 10);
     int failures = run_phase_until_reached("phase 1 (wrap and full)", 64, n, seed);
-    failures += run_phase_until_reached("phase 2 (last-element contention)", 2, n, seed ^ 0x2222);
-    if (failures) {
-        fprintf(stderr, "plain_deque_race: FAILED (seed %" PRIu64 ")\n", seed);
-        return 1;
-    }
-    printf("plain_deque_race: ok: 2 x %zu items, each taken exactly once\n", n);
-    return 0;
+    cr_assert_eq(failures, 0, "test_deque_race: phase 1 FAILED (seed %" PRIu64 ")", seed);
+    printf("test_deque_race: ok: %zu items, each taken exactly once\n", n);
+}
+
+Test(deque_race, last_element_contention) {
+    uint64_t seed = test_seed();
+    size_t n = weft_test_size(200000, 10);
+    int failures =
+        run_phase_until_reached("phase 2 (last-element contention)", 2, n, seed ^ 0x2222);
+    cr_assert_eq(failures, 0, "test_deque_race: phase 2 FAILED (seed %" PRIu64 ")", seed);
+    printf("test_deque_race: ok: %zu items, each taken exactly once\n", n);
 }

@@ -1,10 +1,10 @@
 /*
- * plain_timers.c: sleeps and deadline joins on real workers: never early, woken while
+ * test_timers.c: sleeps and deadline joins on real workers: never early, woken while
  * every worker is parked, weft_join_until racing the completion of the task it waits
  * for (from tasks and from other threads), timers cancelled from another worker, and the
- * argument errors. A plain executable so that it also runs under ThreadSanitizer.
+ * argument errors.
  */
-#include "weft_test.h"
+#include "weft_criterion.h"
 
 #include "base/atomic.h"
 
@@ -27,9 +27,9 @@ static uint64_t next_random(void) { /* only the main thread draws */
 static void *sleep_and_check(void *arg) {
     uint64_t ns = (uint64_t)arg;
     uint64_t deadline = weft_now() + ns;
-    WEFT_CHECK(weft_sleep_until(deadline) == 0, "sleep_until");
+    cr_assert(weft_sleep_until(deadline) == 0, "sleep_until");
     uint64_t now = weft_now();
-    WEFT_CHECK(now >= deadline, "woke %llu ns early", (unsigned long long)(deadline - now));
+    cr_assert(now >= deadline, "woke %llu ns early", (unsigned long long)(deadline - now));
     return (void *)(now - deadline);
 }
 
@@ -39,24 +39,24 @@ static void *many_sleepers(void *arg) {
     for (size_t i = 0; i < n; i++) {
         uint64_t ns = (i * 7919u % 20000u) * 1000u; /* 0 to 20 ms, spread */
         tasks[i] = weft_spawn(sleep_and_check, (void *)ns);
-        WEFT_CHECK(tasks[i] != NULL, "spawn");
+        cr_assert(tasks[i] != NULL, "spawn");
     }
     for (size_t i = 0; i < n; i++)
-        WEFT_CHECK(weft_join(tasks[i], NULL) == 0, "join");
+        cr_assert(weft_join(tasks[i], NULL) == 0, "join");
     free(tasks);
     /* weft_sleep_ms from a task, and a deadline already past. */
     uint64_t start = weft_now();
-    WEFT_CHECK(weft_sleep_ms(5) == 0, "sleep_ms");
-    WEFT_CHECK(weft_now() - start >= 5000000u, "sleep_ms(5) returned early");
-    WEFT_CHECK(weft_sleep_until(start) == 0, "a past deadline returns at once");
+    cr_assert(weft_sleep_ms(5) == 0, "sleep_ms");
+    cr_assert(weft_now() - start >= 5000000u, "sleep_ms(5) returned early");
+    cr_assert(weft_sleep_until(start) == 0, "a past deadline returns at once");
     return NULL;
 }
 
-static void test_never_early(void) {
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, many_sleepers,
+Test(timers, never_early) {
+    cr_assert(weft_run(&(weft_config){.workers = 2}, many_sleepers,
                         (void *)weft_test_size(2000, 10), NULL) == 0,
                "run");
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- a sleep while every worker is parked ---------------------------------------- */
@@ -64,18 +64,18 @@ static void test_never_early(void) {
 static void *lone_sleeper(void *arg) {
     (void)arg;
     uint64_t start = weft_now();
-    WEFT_CHECK(weft_sleep_ms(50) == 0, "sleep");
+    cr_assert(weft_sleep_ms(50) == 0, "sleep");
     return (void *)(weft_now() - start);
 }
 
-static void test_parked_worker_fires(void) {
+Test(timers, parked_worker_fires) {
     /* Nothing else to run: both workers park, and only the wheel's deadline in the
      * parked worker's futex wait can wake the sleeper (else this hangs until CTest's
      * timeout). */
     void *took;
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, lone_sleeper, NULL, &took) == 0, "run");
-    WEFT_CHECK((uint64_t)took >= 50000000u, "slept %llu ns", (unsigned long long)took);
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_run(&(weft_config){.workers = 2}, lone_sleeper, NULL, &took) == 0, "run");
+    cr_assert((uint64_t)took >= 50000000u, "slept %llu ns", (unsigned long long)took);
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- a task yielding in a loop does not starve its worker's timers ----------------- */
@@ -84,7 +84,7 @@ static weft__atomic_word slept;
 
 static void *sleep_then_flag(void *arg) {
     (void)arg;
-    WEFT_CHECK(weft_sleep_ms(2) == 0, "sleep");
+    cr_assert(weft_sleep_ms(2) == 0, "sleep");
     weft__atomic_store_release(&slept, 1);
     return NULL;
 }
@@ -92,18 +92,18 @@ static void *sleep_then_flag(void *arg) {
 static void *yield_until_flag(void *arg) {
     (void)arg;
     weft_task *t = weft_spawn(sleep_then_flag, NULL);
-    WEFT_CHECK(t != NULL, "spawn");
+    cr_assert(t != NULL, "spawn");
     /* One worker: the sleeper's timer is on this worker's wheel, and nothing else is
      * runnable, so only weft_yield's check for due timers lets it fire. */
     while (!weft__atomic_load_acquire(&slept))
         weft_yield();
-    WEFT_CHECK(weft_join(t, NULL) == 0, "join");
+    cr_assert(weft_join(t, NULL) == 0, "join");
     return NULL;
 }
 
-static void test_yield_loop_fires_timers(void) {
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 1}, yield_until_flag, NULL, NULL) == 0, "run");
-    WEFT_CHECK_NO_LEAKS();
+Test(timers, yield_loop_fires_timers) {
+    cr_assert(weft_run(&(weft_config){.workers = 1}, yield_until_flag, NULL, NULL) == 0, "run");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- weft_join_until racing the completion --------------------------------------- */
@@ -124,22 +124,22 @@ static void race_once(weft_runtime *rt, uint64_t child_ns, uint64_t wait_ns,
                       struct race_counts *counts) {
     weft_task *t = rt ? weft_spawn_on(rt, sleep_then_return, (void *)child_ns)
                       : weft_spawn(sleep_then_return, (void *)child_ns);
-    WEFT_CHECK(t != NULL, "spawn");
+    cr_assert(t != NULL, "spawn");
     void *r = NULL;
     int rc = weft_join_until(t, weft_now() + wait_ns, &r);
     if (rc == 0) {
-        WEFT_CHECK((uintptr_t)r == 0x5eed, "result %p", r);
+        cr_assert((uintptr_t)r == 0x5eed, "result %p", r);
         counts->completed++;
         return;
     }
-    WEFT_CHECK(rc == -ETIMEDOUT, "join_until returned %d", rc);
+    cr_assert(rc == -ETIMEDOUT, "join_until returned %d", rc);
     counts->timed_out++;
     if (next_random() & 1) { /* the handle is still valid: join it, maybe with a deadline */
-        WEFT_CHECK(weft_join(t, &r) == 0 && (uintptr_t)r == 0x5eed, "join after timeout");
+        cr_assert(weft_join(t, &r) == 0 && (uintptr_t)r == 0x5eed, "join after timeout");
     } else {
         while ((rc = weft_join_until(t, weft_now() + 1000000u, &r)) == -ETIMEDOUT)
             ;
-        WEFT_CHECK(rc == 0 && (uintptr_t)r == 0x5eed, "join_until after timeout: %d", rc);
+        cr_assert(rc == 0 && (uintptr_t)r == 0x5eed, "join_until after timeout: %d", rc);
     }
 }
 
@@ -159,26 +159,26 @@ static void *race_from_task(void *arg) {
     return NULL;
 }
 
-static void test_join_until_races(void) {
+Test(timers, join_until_races) {
     race_rounds = weft_test_size(400, 4);
     struct race_counts counts = {0};
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 2}, race_from_task, &counts, NULL) == 0, "run");
-    WEFT_CHECK(counts.completed + counts.timed_out == race_rounds + race_rounds / 4, "counts");
-    printf("plain_timers: join_until from tasks: %zu completed, %zu timed out\n", counts.completed,
+    cr_assert(weft_run(&(weft_config){.workers = 2}, race_from_task, &counts, NULL) == 0, "run");
+    cr_assert(counts.completed + counts.timed_out == race_rounds + race_rounds / 4, "counts");
+    printf("test_timers: join_until from tasks: %zu completed, %zu timed out\n", counts.completed,
            counts.timed_out);
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 
     /* The same from a thread that is not a worker (futex with a deadline). */
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     struct race_counts foreign = {0};
     for (size_t i = 0; i < race_rounds / 2; i++) {
         uint64_t base = 300000u + (i % 5) * 100000u;
         race_once(rt, base, base + (i * 40503u) % 200000u - 100000u, &foreign);
     }
-    WEFT_CHECK(foreign.completed + foreign.timed_out == race_rounds / 2, "foreign counts");
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(foreign.completed + foreign.timed_out == race_rounds / 2, "foreign counts");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- argument errors and the thread side ------------------------------------------ */
@@ -190,34 +190,24 @@ static void *gate_task(void *arg) {
     return (void *)7;
 }
 
-static void test_errors_and_threads(void) {
-    WEFT_CHECK(weft_sleep_until(WEFT_FOREVER) == -EINVAL, "sleep forever");
-    WEFT_CHECK(weft_sleep_ms(UINT64_MAX) == -EINVAL, "sleep past the clock");
-    WEFT_CHECK(weft_join_until(NULL, 0, NULL) == -EINVAL, "join_until NULL");
+Test(timers, errors_and_threads) {
+    cr_assert(weft_sleep_until(WEFT_FOREVER) == -EINVAL, "sleep forever");
+    cr_assert(weft_sleep_ms(UINT64_MAX) == -EINVAL, "sleep past the clock");
+    cr_assert(weft_join_until(NULL, 0, NULL) == -EINVAL, "join_until NULL");
     uint64_t start = weft_now();
-    WEFT_CHECK(weft_sleep_ms(10) == 0, "sleep on a plain thread");
-    WEFT_CHECK(weft_now() - start >= 10000000u, "early on a plain thread");
+    cr_assert(weft_sleep_ms(10) == 0, "sleep on a plain thread");
+    cr_assert(weft_now() - start >= 10000000u, "early on a plain thread");
 
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 1}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 1}, &rt) == 0, "create");
     weft__atomic_word gate = 0;
     weft_task *t = weft_spawn_on(rt, gate_task, (void *)&gate);
     /* A deadline already past: -ETIMEDOUT at once, the handle untouched. */
-    WEFT_CHECK(weft_join_until(t, weft_now() - 1, NULL) == -ETIMEDOUT, "past deadline");
-    WEFT_CHECK(weft_join_until(t, weft_now() + 2000000u, NULL) == -ETIMEDOUT, "2 ms");
+    cr_assert(weft_join_until(t, weft_now() - 1, NULL) == -ETIMEDOUT, "past deadline");
+    cr_assert(weft_join_until(t, weft_now() + 2000000u, NULL) == -ETIMEDOUT, "2 ms");
     weft__atomic_store_release(&gate, 1);
     void *r;
-    WEFT_CHECK(weft_join_until(t, WEFT_FOREVER, &r) == 0 && (intptr_t)r == 7, "forever");
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
-}
-
-int main(void) {
-    test_errors_and_threads();
-    test_never_early();
-    test_parked_worker_fires();
-    test_yield_loop_fires_timers();
-    test_join_until_races();
-    printf("plain_timers: all cases passed\n");
-    return 0;
+    cr_assert(weft_join_until(t, WEFT_FOREVER, &r) == 0 && (intptr_t)r == 7, "forever");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
 }

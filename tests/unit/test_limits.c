@@ -1,5 +1,5 @@
 /*
- * plain_limits.c: resource limits and a misbehaving task. When a limit is reached, spawn
+ * test_limits.c: resource limits and a misbehaving task. When a limit is reached, spawn
  * fails cleanly with its documented error and the runtime goes on running the tasks it
  * has; once they finish, the room comes back. test_api_errors.c has the basic cases
  * (max_tasks = 4 from one task; one task whose stack cannot be mapped); this file adds:
@@ -23,10 +23,14 @@
  *   and completed, and a batch of tasks spawned meanwhile completes, with steals, in far
  *   less than that second.
  *
- * A plain test, so it also runs under TSan (the batched case and the RLIMIT_AS case are
- * skipped there and under ASan and valgrind, which reserve address space of their own).
+ * The batched case is skipped under TSan, and the RLIMIT_AS case under TSan, ASan and
+ * valgrind, which reserve address space of their own. The RLIMIT_AS case relies on its
+ * process never having started a thread before it (glibc keeps the stacks of exited
+ * threads for reuse, and a cached stack would let thread creation succeed under any
+ * RLIMIT_AS): Criterion, and weft_criterion.h's stand-in, run each test in a process of
+ * its own.
  */
-#include "weft_test.h"
+#include "weft_criterion.h"
 
 #include "base/atomic.h"
 
@@ -86,7 +90,7 @@ static void gate_open(void) {
 static void wait_for_waiting(AO_t n) {
     uint64_t t0 = weft_now();
     while (weft__atomic_load_acquire(&waiting) < n) {
-        WEFT_CHECK(ms_since(t0) < 10000, "only %lu of %lu tasks reached the gate",
+        cr_assert(ms_since(t0) < 10000, "only %lu of %lu tasks reached the gate",
                    (unsigned long)weft__atomic_load_acquire(&waiting), (unsigned long)n);
         weft_test_sleep_ms(1);
     }
@@ -117,19 +121,19 @@ static void on_timer(weft_timer *tm, void *arg) {
     weft__atomic_fetch_add_full((weft__atomic_word *)arg, 1);
 }
 
-static void test_max_tasks_exact(void) {
+Test(limits, max_tasks_exact) {
     enum { LIMIT = 8, DETACHED = 2 };
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2, .max_tasks = LIMIT}, &rt) == 0,
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2, .max_tasks = LIMIT}, &rt) == 0,
                "create");
     gate_reset();
     weft__atomic_store_release(&spawn_at_limit_errno, 0);
     weft_task *tasks[LIMIT];
     tasks[0] = weft_spawn_on(rt, spawner_at_limit, (void *)0);
-    WEFT_CHECK(tasks[0] != NULL, "spawn_on 0: %s", strerror(errno));
+    cr_assert(tasks[0] != NULL, "spawn_on 0: %s", strerror(errno));
     for (intptr_t i = 1; i < LIMIT; i++) {
         tasks[i] = weft_spawn_on(rt, gated, (void *)i);
-        WEFT_CHECK(tasks[i] != NULL, "spawn_on %ld of %d: %s", (long)i, LIMIT, strerror(errno));
+        cr_assert(tasks[i] != NULL, "spawn_on %ld of %d: %s", (long)i, LIMIT, strerror(errno));
     }
     for (int i = LIMIT - DETACHED; i < LIMIT; i++)
         weft_detach(tasks[i]); /* they still hold their slots until they finish */
@@ -138,69 +142,69 @@ static void test_max_tasks_exact(void) {
     /* Every slot is taken: a spawn from here, a block_on and a foreign timer arm (which
      * needs a small task to carry it to a worker) are refused. */
     errno = 0;
-    WEFT_CHECK(weft_spawn_on(rt, identity, NULL) == NULL && errno == EAGAIN,
+    cr_assert(weft_spawn_on(rt, identity, NULL) == NULL && errno == EAGAIN,
                "spawn_on past max_tasks: errno %d", errno);
-    WEFT_CHECK(weft_block_on(rt, identity, NULL, NULL) == -EAGAIN, "block_on past max_tasks");
+    cr_assert(weft_block_on(rt, identity, NULL, NULL) == -EAGAIN, "block_on past max_tasks");
     weft_timer *tm;
     weft__atomic_word fired = 0;
-    WEFT_CHECK(weft_timer_create(rt, on_timer, (void *)&fired, &tm) == 0, "timer_create");
+    cr_assert(weft_timer_create(rt, on_timer, (void *)&fired, &tm) == 0, "timer_create");
     int arm_rc = weft_timer_arm(tm, weft_now());
-    WEFT_CHECK(arm_rc == -EAGAIN, "foreign timer arm at the limit: %d, not -EAGAIN", arm_rc);
+    cr_assert(arm_rc == -EAGAIN, "foreign timer arm at the limit: %d, not -EAGAIN", arm_rc);
     /* And from a task. */
     weft__atomic_store_release(&spawn_at_limit_errno, 1);
     uint64_t t0 = weft_now();
     while (weft__atomic_load_acquire(&spawn_at_limit_errno) == 1) {
-        WEFT_CHECK(ms_since(t0) < 10000, "the task never tried its spawn");
+        cr_assert(ms_since(t0) < 10000, "the task never tried its spawn");
         weft_test_sleep_ms(1);
     }
     AO_t task_errno = weft__atomic_load_acquire(&spawn_at_limit_errno);
-    WEFT_CHECK(task_errno == EAGAIN + 2, "weft_spawn at the limit from a task: %s",
+    cr_assert(task_errno == EAGAIN + 2, "weft_spawn at the limit from a task: %s",
                task_errno == 0 ? "succeeded" : strerror((int)task_errno - 2));
 
     /* The tasks that hold the slots run on and finish with their results. */
     gate_open();
     for (intptr_t i = 0; i < LIMIT - DETACHED; i++) {
         void *r = NULL;
-        WEFT_CHECK(weft_join(tasks[i], &r) == 0, "join %ld", (long)i);
-        WEFT_CHECK((intptr_t)r == i, "task %ld returned %ld", (long)i, (long)(intptr_t)r);
+        cr_assert(weft_join(tasks[i], &r) == 0, "join %ld", (long)i);
+        cr_assert((intptr_t)r == i, "task %ld returned %ld", (long)i, (long)(intptr_t)r);
     }
     /* Room again once the detached ones have finished too: the whole limit. (They must
      * have gone through the gate before it closes again.) */
     t0 = weft_now();
     while (weft__atomic_load_acquire(&passed) < LIMIT - 1) {
-        WEFT_CHECK(ms_since(t0) < 10000, "the detached tasks never finished");
+        cr_assert(ms_since(t0) < 10000, "the detached tasks never finished");
         weft_test_sleep_ms(1);
     }
     gate_reset();
     for (intptr_t i = 0; i < LIMIT; i++) {
         t0 = weft_now();
         while (!(tasks[i] = weft_spawn_on(rt, gated, (void *)i))) {
-            WEFT_CHECK(errno == EAGAIN, "spawn_on: %s", strerror(errno));
-            WEFT_CHECK(ms_since(t0) < 10000, "slot %ld never came back", (long)i);
+            cr_assert(errno == EAGAIN, "spawn_on: %s", strerror(errno));
+            cr_assert(ms_since(t0) < 10000, "slot %ld never came back", (long)i);
             weft_test_sleep_ms(1);
         }
     }
     errno = 0;
-    WEFT_CHECK(weft_spawn_on(rt, identity, NULL) == NULL && errno == EAGAIN, "limit again");
+    cr_assert(weft_spawn_on(rt, identity, NULL) == NULL && errno == EAGAIN, "limit again");
     gate_open();
     for (intptr_t i = 0; i < LIMIT; i++) {
         void *r = NULL;
-        WEFT_CHECK(weft_join(tasks[i], &r) == 0 && (intptr_t)r == i, "join %ld", (long)i);
+        cr_assert(weft_join(tasks[i], &r) == 0 && (intptr_t)r == i, "join %ld", (long)i);
     }
     /* The refused arm left the timer disarmed and usable. */
-    WEFT_CHECK(weft_timer_cancel(tm) == 0, "a refused arm left the timer armed");
+    cr_assert(weft_timer_cancel(tm) == 0, "a refused arm left the timer armed");
     t0 = weft_now();
     while ((arm_rc = weft_timer_arm(tm, weft_now())) == -EAGAIN)
-        WEFT_CHECK(ms_since(t0) < 10000, "the timer arm task never found a slot");
-    WEFT_CHECK(arm_rc == 0, "timer_arm: %d", arm_rc);
+        cr_assert(ms_since(t0) < 10000, "the timer arm task never found a slot");
+    cr_assert(arm_rc == 0, "timer_arm: %d", arm_rc);
     t0 = weft_now();
     while (weft__atomic_load_acquire(&fired) == 0) {
-        WEFT_CHECK(ms_since(t0) < 10000, "the timer never fired");
+        cr_assert(ms_since(t0) < 10000, "the timer never fired");
         weft_test_sleep_ms(1);
     }
-    WEFT_CHECK(weft_timer_destroy(tm) == 0, "timer_destroy");
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_timer_destroy(tm) == 0, "timer_destroy");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* max_tasks = 1: the first task is the only one; its spawns all fail. */
@@ -208,18 +212,18 @@ static void *spawn_with_no_room(void *arg) {
     (void)arg;
     for (int i = 0; i < 100; i++) {
         errno = 0;
-        WEFT_CHECK(weft_spawn(identity, NULL) == NULL && errno == EAGAIN, "spawn %d", i);
+        cr_assert(weft_spawn(identity, NULL) == NULL && errno == EAGAIN, "spawn %d", i);
     }
     return (void *)7;
 }
 
-static void test_max_tasks_one(void) {
+Test(limits, max_tasks_one) {
     void *r = NULL;
-    WEFT_CHECK(
+    cr_assert(
         weft_run(&(weft_config){.workers = 2, .max_tasks = 1}, spawn_with_no_room, NULL, &r) == 0 &&
             (intptr_t)r == 7,
         "weft_run with max_tasks = 1");
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- max_tasks with a tree that runs a child itself when spawn fails ------------------ */
@@ -243,7 +247,7 @@ static void *tree(void *arg) {
         for (int k = 0; k < 2; k++) {
             kids[k] = weft_spawn(tree, (void *)(depth - 1));
             if (!kids[k]) {
-                WEFT_CHECK(errno == EAGAIN, "spawn in the tree: %s", strerror(errno));
+                cr_assert(errno == EAGAIN, "spawn in the tree: %s", strerror(errno));
                 weft__atomic_fetch_add_full(&tree_refused, 1);
             }
         }
@@ -251,7 +255,7 @@ static void *tree(void *arg) {
         for (int k = 0; k < 2; k++) {
             void *r;
             if (kids[k]) {
-                WEFT_CHECK(weft_join(kids[k], &r) == 0, "join in the tree");
+                cr_assert(weft_join(kids[k], &r) == 0, "join in the tree");
             } else {
                 weft__atomic_fetch_add_full(&tree_live, (AO_t)-1); /* the child is us */
                 r = tree((void *)(depth - 1));
@@ -264,7 +268,7 @@ static void *tree(void *arg) {
     return (void *)nodes;
 }
 
-static void test_max_tasks_tree(void) {
+Test(limits, max_tasks_tree) {
     intptr_t depth = 10; /* 2047 nodes */
 #if defined(WEFT__TSAN)
     depth = 7;
@@ -274,16 +278,16 @@ static void test_max_tasks_tree(void) {
     weft__atomic_store_release(&tree_max_live, 0);
     weft__atomic_store_release(&tree_refused, 0);
     void *r = NULL;
-    WEFT_CHECK(weft_run(&(weft_config){.workers = 4, .max_tasks = tree_limit}, tree, (void *)depth,
+    cr_assert(weft_run(&(weft_config){.workers = 4, .max_tasks = tree_limit}, tree, (void *)depth,
                         &r) == 0,
                "weft_run");
-    WEFT_CHECK((intptr_t)r == ((intptr_t)2 << depth) - 1, "the tree counted %ld nodes, not %ld",
+    cr_assert((intptr_t)r == ((intptr_t)2 << depth) - 1, "the tree counted %ld nodes, not %ld",
                (long)(intptr_t)r, (long)(((intptr_t)2 << depth) - 1));
-    WEFT_CHECK(weft__atomic_load_acquire(&tree_refused) > 0, "no spawn was refused");
-    WEFT_CHECK(weft__atomic_load_acquire(&tree_max_live) <= tree_limit,
+    cr_assert(weft__atomic_load_acquire(&tree_refused) > 0, "no spawn was refused");
+    cr_assert(weft__atomic_load_acquire(&tree_max_live) <= tree_limit,
                "%lu tasks ran at once with max_tasks = %zu",
                (unsigned long)weft__atomic_load_acquire(&tree_max_live), tree_limit);
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 /* ---- max_tasks, batched ---------------------------------------------------------------- */
@@ -300,10 +304,10 @@ static void *fill_to_the_limit(void *arg) {
     struct batched_round *b = arg;
     b->spawned = 0;
     for (;;) {
-        WEFT_CHECK(b->spawned < b->limit, "more than max_tasks - 1 spawns succeeded");
+        cr_assert(b->spawned < b->limit, "more than max_tasks - 1 spawns succeeded");
         weft_task *t = weft_spawn(gated, (void *)b->spawned);
         if (!t) {
-            WEFT_CHECK(errno == EAGAIN, "spawn: %s", strerror(errno));
+            cr_assert(errno == EAGAIN, "spawn: %s", strerror(errno));
             break;
         }
         b->tasks[b->spawned++] = t;
@@ -311,18 +315,18 @@ static void *fill_to_the_limit(void *arg) {
     gate_open();
     for (size_t i = 0; i < b->spawned; i++) {
         void *r;
-        WEFT_CHECK(weft_join(b->tasks[i], &r) == 0 && (size_t)r == i, "join %zu", i);
+        cr_assert(weft_join(b->tasks[i], &r) == 0 && (size_t)r == i, "join %zu", i);
     }
     return NULL;
 }
 
-static void test_max_tasks_batched(void) {
+static void max_tasks_batched(void) {
     enum { WORKERS = 2, ROUNDS = 4 };
     struct batched_round b = {.limit = 1024 * WORKERS};
     b.tasks = malloc(b.limit * sizeof(*b.tasks));
-    WEFT_CHECK(b.tasks != NULL, "malloc");
+    cr_assert(b.tasks != NULL, "malloc");
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = WORKERS, .max_tasks = b.limit}, &rt) ==
+    cr_assert(weft_runtime_create(&(weft_config){.workers = WORKERS, .max_tasks = b.limit}, &rt) ==
                    0,
                "create");
     /* Back to back: weft.h says "a spawn may fail while up to 128 slots per worker are held
@@ -333,10 +337,10 @@ static void test_max_tasks_batched(void) {
     size_t counts[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
         gate_reset();
-        WEFT_CHECK(weft_block_on(rt, fill_to_the_limit, &b, NULL) == 0, "block_on");
+        cr_assert(weft_block_on(rt, fill_to_the_limit, &b, NULL) == 0, "block_on");
         counts[round] = b.spawned;
         size_t low = b.limit - 1 - 128 * (WORKERS - 1) - 1;
-        WEFT_CHECK(b.spawned >= low && b.spawned <= b.limit - 1,
+        cr_assert(b.spawned >= low && b.spawned <= b.limit - 1,
                    "round %d: %zu spawns succeeded with max_tasks = %zu (expected %zu to %zu)",
                    round, b.spawned, b.limit, low, b.limit - 1);
     }
@@ -344,19 +348,27 @@ static void test_max_tasks_batched(void) {
      * slot is free again: no round lost any. */
     weft_test_sleep_ms(200);
     gate_reset();
-    WEFT_CHECK(weft_block_on(rt, fill_to_the_limit, &b, NULL) == 0, "block_on");
-    WEFT_CHECK(b.spawned == b.limit - 1,
+    cr_assert(weft_block_on(rt, fill_to_the_limit, &b, NULL) == 0, "block_on");
+    cr_assert(b.spawned == b.limit - 1,
                "after %d rounds and a pause, %zu spawns succeeded with max_tasks = %zu, not %zu",
                ROUNDS, b.spawned, b.limit, b.limit - 1);
     printf(
         "  max_tasks %zu: spawns that succeeded back to back %zu %zu %zu %zu, after a pause %zu\n",
         b.limit, counts[0], counts[1], counts[2], counts[3], b.spawned);
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
     free(b.tasks);
-    WEFT_CHECK_NO_LEAKS();
+    WEFT_ASSERT_NO_LEAKS();
 }
 
 #endif /* !WEFT__TSAN */
+
+Test(limits, max_tasks_batched) {
+#if defined(WEFT__TSAN)
+    cr_skip_test("under TSan: 2,048 stacks alive at once cost a TSan fiber each");
+#else
+    max_tasks_batched();
+#endif
+}
 
 /* ---- address space exhausted, in a child process -------------------------------------- */
 
@@ -364,9 +376,9 @@ static void test_max_tasks_batched(void) {
 
 static void set_address_space_limit(rlim_t bytes) {
     struct rlimit old;
-    WEFT_CHECK(getrlimit(RLIMIT_AS, &old) == 0, "getrlimit");
+    cr_assert(getrlimit(RLIMIT_AS, &old) == 0, "getrlimit");
     struct rlimit lim = {bytes, old.rlim_max};
-    WEFT_CHECK(setrlimit(RLIMIT_AS, &lim) == 0, "setrlimit(%llu)", (unsigned long long)bytes);
+    cr_assert(setrlimit(RLIMIT_AS, &lim) == 0, "setrlimit(%llu)", (unsigned long long)bytes);
 }
 
 /* weft_runtime_create under limits that let it get more or less far: it succeeds or
@@ -379,7 +391,7 @@ static void child_create_under_limits(void) {
         set_address_space_limit(base + (margins_kib[i] << 10));
         weft_runtime *rt = NULL;
         int rc = weft_runtime_create(&(weft_config){.workers = 4}, &rt);
-        WEFT_CHECK(rc == 0 || rc == -EAGAIN || rc == -ENOMEM,
+        cr_assert(rc == 0 || rc == -EAGAIN || rc == -ENOMEM,
                    "create with %zu KiB to spare: %d (%s)", margins_kib[i], rc, strerror(-rc));
         printf("  weft_runtime_create with %zu KiB of address space to spare: %s\n", margins_kib[i],
                rc == 0         ? "0"
@@ -389,18 +401,18 @@ static void child_create_under_limits(void) {
             /* Whatever works, works correctly: a task runs, or fails to start. */
             void *r = NULL;
             int brc = weft_block_on(rt, identity, (void *)9, &r);
-            WEFT_CHECK((brc == 0 && (intptr_t)r == 9) || brc == -ENOMEM || brc == -EAGAIN,
+            cr_assert((brc == 0 && (intptr_t)r == 9) || brc == -ENOMEM || brc == -EAGAIN,
                        "block_on with %zu KiB to spare: %d", margins_kib[i], brc);
-            WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
+            cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
             successes++;
         } else {
-            WEFT_CHECK(rt == NULL, "a failed create set *rt");
+            cr_assert(rt == NULL, "a failed create set *rt");
             failures++;
         }
         set_address_space_limit(RLIM_INFINITY);
-        WEFT_CHECK_NO_LEAKS();
+        WEFT_ASSERT_NO_LEAKS();
     }
-    WEFT_CHECK(failures > 0, "weft_runtime_create never failed under RLIMIT_AS");
+    cr_assert(failures > 0, "weft_runtime_create never failed under RLIMIT_AS");
     (void)successes;
 }
 
@@ -416,12 +428,12 @@ struct holder {
 static void child_stacks_exhausted(void) {
     enum { HOLDERS = 8, MORE = 200 };
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 2}, &rt) == 0, "create");
     gate_reset();
     struct holder holders[HOLDERS], more[MORE];
     for (intptr_t i = 0; i < HOLDERS; i++) {
         holders[i].t = weft_spawn_on(rt, gated, (void *)i);
-        WEFT_CHECK(holders[i].t != NULL, "spawn_on holder %ld", (long)i);
+        cr_assert(holders[i].t != NULL, "spawn_on holder %ld", (long)i);
     }
     wait_for_waiting(HOLDERS); /* they have their stacks and are parked at the gate */
 
@@ -432,7 +444,7 @@ static void child_stacks_exhausted(void) {
         errno = 0;
         more[i].t = weft_spawn_on(rt, gated, (void *)(HOLDERS + i));
         if (!more[i].t) {
-            WEFT_CHECK(errno == ENOMEM, "spawn_on under RLIMIT_AS: %s", strerror(errno));
+            cr_assert(errno == ENOMEM, "spawn_on under RLIMIT_AS: %s", strerror(errno));
             refused++;
         }
     }
@@ -448,36 +460,36 @@ static void child_stacks_exhausted(void) {
             }
             more[i].rc = weft_join_until(more[i].t, 0, &more[i].result);
             if (more[i].rc == -ENOMEM) {
-                WEFT_CHECK(more[i].result == NULL, "a task that never ran has a result");
+                cr_assert(more[i].result == NULL, "a task that never ran has a result");
                 more[i].t = NULL;
                 failed++;
                 settled++;
             } else {
-                WEFT_CHECK(more[i].rc == -ETIMEDOUT, "join_until(0): %d", more[i].rc);
+                cr_assert(more[i].rc == -ETIMEDOUT, "join_until(0): %d", more[i].rc);
             }
         }
         if (settled + (weft__atomic_load_acquire(&waiting) - HOLDERS) >= MORE)
             break;
-        WEFT_CHECK(ms_since(t0) < 20000, "%zu of %d tasks settled", settled, MORE);
+        cr_assert(ms_since(t0) < 20000, "%zu of %d tasks settled", settled, MORE);
         weft_test_sleep_ms(1);
     }
     ran = weft__atomic_load_acquire(&waiting) - HOLDERS;
-    WEFT_CHECK(refused + failed > 0, "every one of %d tasks got a stack under RLIMIT_AS (%zu ran)",
+    cr_assert(refused + failed > 0, "every one of %d tasks got a stack under RLIMIT_AS (%zu ran)",
                MORE, ran);
-    WEFT_CHECK(ran + refused + failed == MORE, "%zu ran, %zu refused, %zu failed of %d", ran,
+    cr_assert(ran + refused + failed == MORE, "%zu ran, %zu refused, %zu failed of %d", ran,
                refused, failed, MORE);
 
     /* The tasks that have stacks finish, with their results. */
     gate_open();
     for (intptr_t i = 0; i < HOLDERS; i++) {
         void *r = NULL;
-        WEFT_CHECK(weft_join(holders[i].t, &r) == 0 && (intptr_t)r == i, "holder %ld", (long)i);
+        cr_assert(weft_join(holders[i].t, &r) == 0 && (intptr_t)r == i, "holder %ld", (long)i);
     }
     for (intptr_t i = 0; i < MORE; i++) {
         if (!more[i].t)
             continue;
         void *r = NULL;
-        WEFT_CHECK(weft_join(more[i].t, &r) == 0 && (intptr_t)r == HOLDERS + i, "task %ld",
+        cr_assert(weft_join(more[i].t, &r) == 0 && (intptr_t)r == HOLDERS + i, "task %ld",
                    (long)i);
     }
 
@@ -486,33 +498,32 @@ static void child_stacks_exhausted(void) {
     gate_reset();
     for (intptr_t i = 0; i < MORE; i++) {
         more[i].t = weft_spawn_on(rt, gated, (void *)i);
-        WEFT_CHECK(more[i].t != NULL, "spawn_on after the limit: %s", strerror(errno));
+        cr_assert(more[i].t != NULL, "spawn_on after the limit: %s", strerror(errno));
     }
     wait_for_waiting(MORE);
     gate_open();
     for (intptr_t i = 0; i < MORE; i++) {
         void *r = NULL;
-        WEFT_CHECK(weft_join(more[i].t, &r) == 0 && (intptr_t)r == i, "task %ld", (long)i);
+        cr_assert(weft_join(more[i].t, &r) == 0 && (intptr_t)r == i, "task %ld", (long)i);
     }
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
     printf("  RLIMIT_AS: %zu ran, %zu failed to start (-ENOMEM at join), %zu refused at spawn\n",
            ran, failed, refused);
 }
 
 #endif /* !WEFT__ASAN && !WEFT__TSAN */
 
-static void test_address_space_exhausted(void) {
+Test(limits, address_space_exhausted) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
 #if defined(WEFT__ASAN) || defined(WEFT__TSAN)
-    printf("  skipped: the sanitizer reserves terabytes of address space\n");
+    cr_skip_test("the sanitizer reserves terabytes of address space");
 #else
-    if (RUNNING_ON_VALGRIND) {
-        printf("  skipped under valgrind: it manages the address space itself\n");
-        return;
-    }
+    if (RUNNING_ON_VALGRIND)
+        cr_skip_test("under valgrind: it manages the address space itself");
     fflush(NULL);
     pid_t pid = fork(); /* no runtime exists now: no threads to lose */
-    WEFT_CHECK(pid >= 0, "fork: %s", strerror(errno));
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         child_create_under_limits();
         child_stacks_exhausted();
@@ -520,8 +531,8 @@ static void test_address_space_exhausted(void) {
         _exit(0);
     }
     int status;
-    WEFT_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-    WEFT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %#x)",
+    cr_assert(waitpid(pid, &status, 0) == pid, "waitpid");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %#x)",
                status);
 #endif
 }
@@ -544,7 +555,7 @@ static void *blocker(void *arg) {
     weft_task *kids[BLOCKER_CHILDREN];
     for (int i = 0; i < BLOCKER_CHILDREN; i++) {
         kids[i] = weft_spawn(blocker_child, NULL);
-        WEFT_CHECK(kids[i] != NULL, "spawn");
+        cr_assert(kids[i] != NULL, "spawn");
     }
     uint64_t t0 = weft_now();
     weft__atomic_store_release(&blocker_sleeping, 1);
@@ -553,7 +564,7 @@ static void *blocker(void *arg) {
     }
     weft__atomic_store_release(&blocker_woke, 1);
     for (int i = 0; i < BLOCKER_CHILDREN; i++)
-        WEFT_CHECK(weft_join(kids[i], NULL) == 0, "join");
+        cr_assert(weft_join(kids[i], NULL) == 0, "join");
     return (void *)(uintptr_t)ms_since(t0);
 }
 
@@ -567,35 +578,35 @@ static void *work_item(void *arg) {
 static void *batch(void *arg) {
     size_t n = (size_t)arg;
     weft_task **tasks = malloc(n * sizeof(*tasks));
-    WEFT_CHECK(tasks != NULL, "malloc");
+    cr_assert(tasks != NULL, "malloc");
     for (size_t i = 0; i < n; i++) {
         tasks[i] = weft_spawn(work_item, (void *)i);
-        WEFT_CHECK(tasks[i] != NULL, "spawn %zu: %s", i, strerror(errno));
+        cr_assert(tasks[i] != NULL, "spawn %zu: %s", i, strerror(errno));
     }
     for (size_t i = 0; i < n; i++) {
         void *r;
-        WEFT_CHECK(weft_join(tasks[i], &r) == 0 && r != NULL, "join %zu", i);
+        cr_assert(weft_join(tasks[i], &r) == 0 && r != NULL, "join %zu", i);
     }
     free(tasks);
     return NULL;
 }
 
-static void test_blocked_worker(void) {
+Test(limits, blocked_worker) {
     size_t n = weft_test_size(2000, 4);
     weft__atomic_store_release(&blocker_sleeping, 0);
     weft__atomic_store_release(&blocker_woke, 0);
     weft__atomic_store_release(&children_done, 0);
     weft_runtime *rt;
-    WEFT_CHECK(weft_runtime_create(&(weft_config){.workers = 4}, &rt) == 0, "create");
+    cr_assert(weft_runtime_create(&(weft_config){.workers = 4}, &rt) == 0, "create");
     weft_runtime_stats st;
-    WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
+    cr_assert(weft_runtime_stats_get(rt, &st) == 0, "stats");
     uint64_t steals_before = st.steals;
 
     weft_task *b = weft_spawn_on(rt, blocker, NULL);
-    WEFT_CHECK(b != NULL, "spawn_on blocker");
+    cr_assert(b != NULL, "spawn_on blocker");
     uint64_t t0 = weft_now();
     while (!weft__atomic_load_acquire(&blocker_sleeping)) {
-        WEFT_CHECK(ms_since(t0) < 10000, "the blocker never ran");
+        cr_assert(ms_since(t0) < 10000, "the blocker never ran");
         weft_test_sleep_ms(1);
     }
     /* Its children sit on the blocked worker's deque: only thieves can run them. */
@@ -604,64 +615,39 @@ static void test_blocked_worker(void) {
            !weft__atomic_load_acquire(&blocker_woke))
         weft_test_sleep_ms(1);
     uint64_t children_ms = ms_since(t0);
-    WEFT_CHECK(!weft__atomic_load_acquire(&blocker_woke),
+    cr_assert(!weft__atomic_load_acquire(&blocker_woke),
                "the blocked worker's children waited for it (%lu of %d done after %lu ms)",
                (unsigned long)weft__atomic_load_acquire(&children_done), BLOCKER_CHILDREN,
                (unsigned long)children_ms);
 
     /* A batch spawned meanwhile runs on the other workers. */
     t0 = weft_now();
-    WEFT_CHECK(weft_block_on(rt, batch, (void *)n, NULL) == 0, "block_on batch");
+    cr_assert(weft_block_on(rt, batch, (void *)n, NULL) == 0, "block_on batch");
     uint64_t batch_ms = ms_since(t0);
     bool still_blocked = !weft__atomic_load_acquire(&blocker_woke);
-    WEFT_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
+    cr_assert(weft_runtime_stats_get(rt, &st) == 0, "stats");
     uint64_t steals = st.steals - steals_before;
 
     void *r;
-    WEFT_CHECK(weft_join(b, &r) == 0, "join blocker");
+    cr_assert(weft_join(b, &r) == 0, "join blocker");
     printf("  blocked worker: children stolen and done in %lu ms, batch of %zu in %lu ms, "
            "%llu steals, blocker slept %lu ms\n",
            (unsigned long)children_ms, n, (unsigned long)batch_ms, (unsigned long long)steals,
            (unsigned long)(uintptr_t)r);
-    WEFT_CHECK(still_blocked,
+    cr_assert(still_blocked,
                "the batch of %zu tasks took %lu ms: it finished only after the "
                "blocked worker woke",
                n, (unsigned long)batch_ms);
 #if !defined(WEFT__TSAN) && !defined(WEFT__ASAN)
     if (!RUNNING_ON_VALGRIND)
-        WEFT_CHECK(batch_ms < 500, "the batch of %zu tasks took %lu ms", n,
+        cr_assert(batch_ms < 500, "the batch of %zu tasks took %lu ms", n,
                    (unsigned long)batch_ms);
 #endif
-    WEFT_CHECK(steals >= BLOCKER_CHILDREN,
+    cr_assert(steals >= BLOCKER_CHILDREN,
                "%llu steals: the blocked worker's %d children "
                "cannot have run elsewhere without being stolen",
                (unsigned long long)steals, BLOCKER_CHILDREN);
-    WEFT_CHECK((uintptr_t)r >= 1000, "the blocker slept %lu ms", (unsigned long)(uintptr_t)r);
-    WEFT_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    WEFT_CHECK_NO_LEAKS();
-}
-
-int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    /* First, while this process has never started a thread: glibc keeps the stacks of
-     * exited threads for reuse, and a cached stack would let thread creation succeed
-     * under any RLIMIT_AS. */
-    printf("address space exhausted (RLIMIT_AS, in a child process)\n");
-    test_address_space_exhausted();
-    printf("max_tasks, exact\n");
-    test_max_tasks_exact();
-    printf("max_tasks = 1\n");
-    test_max_tasks_one();
-    printf("max_tasks with a tree that falls back to running children itself\n");
-    test_max_tasks_tree();
-    printf("max_tasks, batched\n");
-#if defined(WEFT__TSAN)
-    printf("  skipped under TSan: 2,048 stacks alive at once cost a TSan fiber each\n");
-#else
-    test_max_tasks_batched();
-#endif
-    printf("a task that blocks its worker thread\n");
-    test_blocked_worker();
-    printf("ok\n");
-    return 0;
+    cr_assert((uintptr_t)r >= 1000, "the blocker slept %lu ms", (unsigned long)(uintptr_t)r);
+    cr_assert(weft_runtime_destroy(rt) == 0, "destroy");
+    WEFT_ASSERT_NO_LEAKS();
 }
