@@ -1,5 +1,6 @@
 /*
- * sleep_accuracy: how late weft_sleep_until wakes, for sleeps from 1 ms to 1 s.
+ * weft-sleep-accuracy (bench/sleep_accuracy.c): how late weft_sleep_until wakes, for
+ * sleeps from 1 ms to 1 s.
  *
  * K tasks (default 32) loop for the run's length: each draws a duration log-uniformly
  * in [1 ms, 1 s] from a fixed-seed generator, sleeps until now + duration, and records
@@ -7,7 +8,7 @@
  * The same is measured for a plain thread in clock_nanosleep(TIMER_ABSTIME) as the
  * machine's floor: a parked worker cannot wake sooner than the kernel wakes a thread.
  *
- *   sleep_accuracy [--seconds S] [--tasks K] [--threads T] [--short]
+ *   weft-sleep-accuracy [--seconds S] [--tasks K] [--threads T] [--short]
  *
  * Prints, per runtime and per decade of duration and overall, one line in the format
  * of bench/WORKLOADS.md:
@@ -145,7 +146,7 @@ static int measure(int use_thread, unsigned threads, int k, double seconds) {
         weft_config cfg = {.workers = threads};
         int rc = weft_run(&cfg, weft_main, &a, NULL);
         if (rc != 0) {
-            fprintf(stderr, "sleep_accuracy: weft_run: %s\n", strerror(-rc));
+            fprintf(stderr, "weft-sleep-accuracy: weft_run: %s\n", strerror(-rc));
             return 2;
         }
     }
@@ -163,7 +164,7 @@ static int measure(int use_thread, unsigned threads, int k, double seconds) {
         free(ss[i].samples);
     free(ss);
     if (early) {
-        fprintf(stderr, "sleep_accuracy: %s: %d sleeps woke early\n", name, early);
+        fprintf(stderr, "weft-sleep-accuracy: %s: %d sleeps woke early\n", name, early);
         return 1;
     }
     return 0;
@@ -183,13 +184,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = (unsigned)atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: sleep_accuracy [--seconds S] [--tasks K] [--threads T] "
+            fprintf(stderr, "usage: weft-sleep-accuracy [--seconds S] [--tasks K] [--threads T] "
                             "[--short]\n");
             return 2;
         }
     }
     if (seconds <= 0 || tasks < 1 || tasks > 1024) {
-        fprintf(stderr, "sleep_accuracy: bad --seconds or --tasks\n");
+        fprintf(stderr, "weft-sleep-accuracy: bad --seconds or --tasks\n");
         return 2;
     }
     int rc = measure(0, threads, tasks, seconds);

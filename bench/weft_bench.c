@@ -1,5 +1,5 @@
 /*
- * weft-bench: the workloads of bench/WORKLOADS.md (../shared/bench/WORKLOADS.md) on
+ * weft-bench: the workloads of bench/WORKLOADS.md on
  * weft, each result checked, printed in the one-line format every runtime uses:
  *
  *   workload=<name> runtime=weft threads=<T> wall_ms=<float> result=<value> [extra=...]

@@ -16,6 +16,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
     COMPONENT weft_development
     FILES_MATCHING PATTERN "*.h")
+install(FILES ${PROJECT_BINARY_DIR}/include/weft/version.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/weft
+    COMPONENT weft_development)
 
 install(TARGETS weft weft_static
     EXPORT weftTargets

@@ -41,9 +41,8 @@
 extern "C" {
 #endif
 
-#define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
-#define WEFT_VERSION_PATCH 0
+/* WEFT_VERSION_MAJOR, _MINOR, _PATCH: generated from CMakeLists.txt's project(). */
+#include "weft/version.h"
 
 typedef struct weft_runtime weft_runtime; /* opaque */
 typedef struct weft_task weft_task;       /* opaque join handle */
@@ -148,12 +147,15 @@ WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **resul
  * completion (tasks may go on spawning while it waits), then stops the workers and frees
  * everything, join handles that were never joined or detached included (using one
  * afterwards is undefined). Call it once, from a thread that is not one of rt's workers.
- * Calls from other threads may overlap it: weft_spawn_on, weft_block_on, weft_join(_until),
- * weft_detach and weft_timer_arm/cancel/destroy count themselves as they enter rt, and
- * destroy frees nothing until every call that entered has returned (a spawn or arm that
- * arrives after destroy began fails with ESHUTDOWN). A call that starts after destroy
- * returned, or races its very end, uses freed memory: make sure such calls start before
- * destroy is called (or keep a task of rt alive until they have returned).
+ * Calls from other threads may overlap it: weft_spawn_on, weft_block_on,
+ * weft_join(_until), weft_detach, weft_timer_create/arm/cancel/destroy and
+ * weft_runtime_stats_get count themselves as they enter rt, and destroy frees nothing
+ * until every call that entered has returned (a spawn or arm that arrives after destroy
+ * began fails with ESHUTDOWN). "Entered" is a few instructions into the call, and once
+ * no task of rt is alive destroy may finish in microseconds: so a call from another
+ * thread must either return before destroy is called, or begin while a task of rt is
+ * still alive and keep it alive until then (a "gate" task, as
+ * tests/stress/stress_lifecycle.c does). A call that starts later uses freed memory.
  * Returns 0, or: -EINVAL (rt is NULL), -EDEADLK (called from one of rt's tasks),
  * -EBUSY (another thread is already destroying rt). */
 WEFT_API int weft_runtime_destroy(weft_runtime *rt);
@@ -183,12 +185,17 @@ WEFT_API int weft_join(weft_task *t, void **result);
 WEFT_API int weft_join_until(weft_task *t, uint64_t deadline_ns, void **result);
 
 /* Releases the handle without waiting: the task runs to completion and its result is
- * dropped. NULL is ignored; detaching a handle that a join has claimed (one waiting, or
- * one taking the result) is ignored: the join consumes it. A detach racing a join of the
- * same handle from another thread is settled once: either the join returns 0 and the
- * detach does nothing, or the detach takes the handle and the join returns -EINVAL
- * (as long as the join starts before the detached task's object can be reused by a new
- * spawn: a handle must not be used after it was detached). */
+ * dropped. NULL is ignored. A detach while a join holds the handle (one waiting, or
+ * taking the result) is ignored, and stays ignored if that join is a weft_join_until
+ * that then times out: the handle is the joiner's again, to join or detach.
+ * Joining and detaching one handle from two threads at once is a misuse. weft keeps
+ * it safe while the handle is valid: exactly one of them takes the handle (the join
+ * returns 0; or it returns -EINVAL and the detach took it; or it is a weft_join_until
+ * that returns -ETIMEDOUT and the detach takes the handle after it: then the joiner
+ * must not use it again), nothing is freed twice, and a call
+ * that read the handle before the other consumed it never acts on a task spawned
+ * into the reused object afterwards (task objects carry a generation). A call that
+ * starts after the handle was consumed is undefined, like a double free. */
 WEFT_API void weft_detach(weft_task *t);
 
 /* Lets every other runnable task of the current worker run first, then continues.
@@ -251,10 +258,10 @@ WEFT_API int weft_timer_create(weft_runtime *rt, weft_timer_fn fn, void *arg, we
 /* Arms the timer to fire at deadline_ns (weft_now() time base; a deadline already past
  * fires at once), replacing any earlier arming that has not fired: a firing is never
  * doubled. Any thread. Returns 0, or -EINVAL (timer is NULL, or deadline_ns is
- * WEFT_FOREVER: to disarm, cancel), -ENOMEM (no memory for the timer; the earlier arming
- * is cancelled all the same). From a thread that is not one of the runtime's workers
- * also -ESHUTDOWN (the runtime is shutting down) and -EAGAIN (max_tasks tasks are alive:
- * the arm needs a task, see below).
+ * WEFT_FOREVER: to disarm, cancel), -ENOMEM (no memory for the timer). From a thread that
+ * is not one of the runtime's workers also -ESHUTDOWN (the runtime is shutting down) and
+ * -EAGAIN (max_tasks tasks are alive: the arm needs a task, see below). On -ENOMEM,
+ * -ESHUTDOWN and -EAGAIN the earlier arming is cancelled all the same.
  * From a task or a callback, the arming is in place when the call returns. From any
  * other thread it is carried to a worker by a small task and takes effect a moment
  * later (a cancel or re-arm meanwhile supersedes it); if that worker then has no memory

@@ -2,7 +2,7 @@
 # Builds the peer benchmark programs into OUTDIR:
 #   peer-go peer-tokio peer-boost-fiber peer-boost-context peer-tbb peer-openmp
 #
-# usage: bench/peers/build.sh OUTDIR
+# usage: bench/peers/build.sh [--no-install-deps] OUTDIR
 #
 # A peer that cannot be built prints "skipped: <peer>: <reason>" and the script goes
 # on; a peer that is built prints "built: <peer>: <versions>". The versions also go
@@ -14,16 +14,38 @@
 #
 # Missing Debian packages (golang-go, librust-tokio-dev, cargo when no cargo is on
 # PATH, libboost-fiber-dev, libboost-context-dev, libtbb-dev) are installed with
-# apt-get when the script runs as root; PEERS_INSTALL=0 turns that off.
+# apt-get (through sudo when not root; tools/lib/common.sh), apt-get's output going to
+# OUTDIR/peers-build/apt.log; --no-install-deps (or PEERS_INSTALL=0) turns that off.
+# tools/bench installs the packages of the peers it runs itself and passes
+# --no-install-deps.
 #
 # Environment: CC, CXX (default gcc, g++), GO (default go), PEERS_CARGO (default: the
 # cargo on PATH, else /usr/bin/cargo), PEERS_INSTALL (default 1).
 set -u
+# shellcheck source=SCRIPTDIR/../../tools/lib/common.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../tools/lib/common.sh" || exit 2
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-    echo "usage: $0 OUTDIR" >&2
-    exit 2
-fi
+usage() {
+    cat <<'USAGE'
+Usage: bench/peers/build.sh [--no-install-deps] OUTDIR
+Builds the peer benchmark programs (peer-go, peer-tokio, ...) into OUTDIR.
+  --no-install-deps    do not install missing Debian packages (also: PEERS_INSTALL=0)
+USAGE
+}
+
+install_deps=${PEERS_INSTALL:-1}
+[ "$install_deps" = 0 ] || install_deps=1
+outdir=""
+while (($#)); do
+    case "$1" in
+    --no-install-deps) install_deps=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) bad_usage "unknown argument: $1" ;;
+    *) [ -z "$outdir" ] || bad_usage "one OUTDIR only"; outdir=$1; shift ;;
+    esac
+done
+[ -n "$outdir" ] || bad_usage "no OUTDIR"
+set -- "$outdir"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$1" || exit 2
@@ -41,10 +63,6 @@ TOKIO_REGISTRY=/usr/share/cargo/registry
 
 skip() { rm -f "$OUT/peer-$1"; echo "skipped: $1: $2"; }
 built() { echo "built: $1: $2"; echo "$1: $2" >> "$VERSIONS"; }
-have() { command -v "$1" > /dev/null 2>&1; }
-pkg_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2> /dev/null | grep -q 'install ok installed'
-}
 # Preprocesses a snippet with the C++ compiler and prints its last line.
 cxx_macro() {
     printf '%s\n' "$@" | "$CXX" -x c++ -std=c++17 -E -P - 2> /dev/null | tail -n 1 | tr -d '"'
@@ -68,7 +86,7 @@ find_cargo() {
 }
 
 # ---- install what is missing ----------------------------------------------------
-if [ "${PEERS_INSTALL:-1}" != 0 ] && [ "$(id -u)" = 0 ] && have apt-get && have dpkg-query; then
+if ((install_deps)); then
     want=()
     have "$GO" || want+=(golang-go)
     pkg_installed librust-tokio-dev || want+=(librust-tokio-dev)
@@ -76,19 +94,10 @@ if [ "${PEERS_INSTALL:-1}" != 0 ] && [ "$(id -u)" = 0 ] && have apt-get && have 
     pkg_installed libboost-fiber-dev || want+=(libboost-fiber-dev)
     pkg_installed libboost-context-dev || want+=(libboost-context-dev)
     pkg_installed libtbb-dev || want+=(libtbb-dev)
+    # --best-effort: a peer whose packages cannot be had is skipped, the others built.
+    # On stderr: stdout is the "built:"/"skipped:" lines.
     if [ ${#want[@]} -gt 0 ]; then
-        echo "installing: ${want[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        # One package at a time, so that one that cannot be had does not stop the others.
-        for p in "${want[@]}"; do
-            apt-get install -y --no-install-recommends "$p" >> "$BUILD/apt.log" 2>&1 && continue
-            if [ -z "${apt_updated:-}" ]; then
-                apt_updated=1
-                apt-get update >> "$BUILD/apt.log" 2>&1
-            fi
-            apt-get install -y --no-install-recommends "$p" >> "$BUILD/apt.log" 2>&1 ||
-                echo "could not install $p (see $BUILD/apt.log)" >&2
-        done
+        install_missing_packages --best-effort --log "$BUILD/apt.log" "${want[@]}" >&2
     fi
 fi
 

@@ -13,8 +13,8 @@
  * - Code that resumes on a stack may be on another OS thread than the one it left:
  *   never keep the address of a thread-local across a switch.
  */
-#ifndef WEFT_ARCH_CONTEXT_H
-#define WEFT_ARCH_CONTEXT_H
+#ifndef WEFT__ARCH_CONTEXT_H
+#define WEFT__ARCH_CONTEXT_H
 
 #include <stddef.h>
 
@@ -42,6 +42,6 @@ weft__context weft__context_make(void *stack_top, void (*entry)(void *value));
 
 /* Bytes weft__context_make uses at the top of a fresh stack, below stack_top aligned
  * down to 16 (so up to 15 more when stack_top is not 16-byte aligned). */
-#define WEFT_CONTEXT_INITIAL_FRAME 64
+#define WEFT__CONTEXT_INITIAL_FRAME 64
 
-#endif /* WEFT_ARCH_CONTEXT_H */
+#endif /* WEFT__ARCH_CONTEXT_H */

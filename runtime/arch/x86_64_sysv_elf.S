@@ -7,7 +7,7 @@
  * function's entry). Boost.Context's fcontext showed the shape: a context is a stack
  * pointer, and the frame below holds everything the switch must restore.
  *
- * A suspended stack, from its saved stack pointer upwards (WEFT_CONTEXT_INITIAL_FRAME
+ * A suspended stack, from its saved stack pointer upwards (WEFT__CONTEXT_INITIAL_FRAME
  * = 64 bytes, the same layout for a suspended and for a fresh context):
  *
  *   offset  contents

@@ -33,7 +33,7 @@
 
 #include "weft_test.h"
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -79,8 +79,8 @@ static struct {
     const char *chaos; /* WEFT_CHAOS, or NULL */
     const char *scale; /* WEFT_TEST_SCALE, or NULL */
     uint64_t start_ns;
-    weft_atomic_word counters[STRESS_COUNTERS];
-    weft_atomic_word counted[STRESS_COUNTERS]; /* set once a counter was used */
+    weft__atomic_word counters[STRESS_COUNTERS];
+    weft__atomic_word counted[STRESS_COUNTERS]; /* set once a counter was used */
     char crash_line[256];                      /* "FAIL <identity>: " for the signal handler */
 } stress_g;
 
@@ -101,9 +101,9 @@ static inline void stress_print_identity(FILE *f) {
 
 static inline void stress_print_counters(FILE *f) {
     for (int i = 0; i < STRESS_COUNTERS; i++)
-        if (i == STRESS_TASKS || weft_atomic_load_acquire(&stress_g.counted[i]))
+        if (i == STRESS_TASKS || weft__atomic_load_acquire(&stress_g.counted[i]))
             fprintf(f, " %s=%lu", stress_counter_names[i],
-                    (unsigned long)weft_atomic_load_acquire(&stress_g.counters[i]));
+                    (unsigned long)weft__atomic_load_acquire(&stress_g.counters[i]));
 }
 
 /* The failure line, then exit(1) without atexit handlers: other threads (workers, a
@@ -145,13 +145,13 @@ stress_fail_at(const char *where, const char *cond, const char *fmt, ...) {
 #define STRESS_FAIL(...) stress_fail_at(STRESS_WHERE, NULL, __VA_ARGS__)
 
 static inline void stress_count(stress_counter c, uint64_t n) {
-    if (!weft_atomic_load_relaxed(&stress_g.counted[c]))
-        weft_atomic_store_release(&stress_g.counted[c], 1);
-    weft_atomic_fetch_add_relaxed(&stress_g.counters[c], (AO_t)n);
+    if (!weft__atomic_load_relaxed(&stress_g.counted[c]))
+        weft__atomic_store_release(&stress_g.counted[c], 1);
+    weft__atomic_fetch_add_relaxed(&stress_g.counters[c], (AO_t)n);
 }
 
 static inline uint64_t stress_counter_value(stress_counter c) {
-    return weft_atomic_load_acquire(&stress_g.counters[c]);
+    return weft__atomic_load_acquire(&stress_g.counters[c]);
 }
 
 /* ---- Random numbers ------------------------------------------------------------- */
@@ -211,7 +211,7 @@ static inline size_t stress_size_capped(size_t n, size_t tsan_divisor, size_t ca
 }
 
 static inline bool stress_under_tsan(void) {
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     return true;
 #else
     return false;
@@ -219,7 +219,7 @@ static inline bool stress_under_tsan(void) {
 }
 
 static inline bool stress_under_sanitizer(void) {
-#if defined(WEFT_TSAN) || defined(WEFT_ASAN)
+#if defined(WEFT__TSAN) || defined(WEFT__ASAN)
     return true;
 #else
     return false;
@@ -271,7 +271,7 @@ static inline void stress_install_crash_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND | SA_NODEFER;
     sigaction(SIGABRT, &sa, NULL);
-#if !defined(WEFT_ASAN) && !defined(WEFT_TSAN)
+#if !defined(WEFT__ASAN) && !defined(WEFT__TSAN)
     /* Installed before any runtime: weft hands the faults that are not a task's stack
      * overflow on to it. (The sanitizers keep their own, which report better.) */
     sigaction(SIGSEGV, &sa, NULL);
@@ -381,7 +381,7 @@ static inline int stress_pass(void) {
 static inline void stress_spin_ns(uint64_t ns) {
     uint64_t end = stress_now_ns() + ns;
     while (stress_now_ns() < end)
-        weft_cpu_relax();
+        weft__cpu_relax();
 }
 
 /* The calling thread's identity among those that ran tasks: 0, 1, 2, ... in the order
@@ -389,11 +389,11 @@ static inline void stress_spin_ns(uint64_t ns) {
  * inlined: a task may move to another thread at any park, and a thread-local address
  * computed before the park must not be reused after it. */
 static _Thread_local int stress_thread_slot = -1;
-static weft_atomic_word stress_thread_slots;
+static weft__atomic_word stress_thread_slots;
 
 __attribute__((noinline, unused)) static int stress_thread_index(void) {
     if (stress_thread_slot < 0)
-        stress_thread_slot = (int)weft_atomic_fetch_add_full(&stress_thread_slots, 1);
+        stress_thread_slot = (int)weft__atomic_fetch_add_full(&stress_thread_slots, 1);
     return stress_thread_slot;
 }
 

@@ -1,12 +1,12 @@
 /*
- * weft_test.h: what every weft test shares: a failure macro for the plain (non-Criterion)
- * tests that must also run under ThreadSanitizer, the size scale, and the leak check
- * every test ends with.
+ * weft_test.h: what every weft test shares, unit tests (which add weft_criterion.h) and
+ * stress tests (stress.h) alike: the size scale, the leak check every test ends with
+ * (WEFT_ASSERT_NO_LEAKS in weft_criterion.h, stress_pass in stress.h), and small helpers.
  */
 #ifndef WEFT_TEST_H
 #define WEFT_TEST_H
 
-#include "sanitizer.h" /* WEFT_TSAN, WEFT_ASAN */
+#include "base/sanitizer.h" /* WEFT__TSAN, WEFT__ASAN */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,17 +14,6 @@
 #include <time.h>
 
 #include "weft.h"
-
-/* Fails a plain test: prints where and why, exits 1. */
-#define WEFT_CHECK(cond, ...)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Sizes scale with WEFT_TEST_SCALE (default 1; tools/stress raises it). Under TSan each
  * task stack alive at once costs a TSan fiber (a ~300 KB ThreadState, about 20 ms with
@@ -35,7 +24,7 @@ static inline size_t weft_test_size(size_t n, size_t tsan_divisor) {
     double scale = s ? atof(s) : 1.0;
     if (scale <= 0)
         scale = 1.0;
-#if defined(WEFT_TSAN)
+#if defined(WEFT__TSAN)
     n /= tsan_divisor ? tsan_divisor : 1;
 #else
     (void)tsan_divisor;
@@ -53,12 +42,6 @@ static inline int weft_test_leaks(char *why, size_t size) {
              (unsigned long long)s.heap_bytes);
     return s.runtimes != 0 || s.stack_bytes != 0 || s.heap_bytes != 0;
 }
-
-#define WEFT_CHECK_NO_LEAKS()                                                                      \
-    do {                                                                                           \
-        char why_[160];                                                                            \
-        WEFT_CHECK(!weft_test_leaks(why_, sizeof why_), "weft leaked: %s", why_);                  \
-    } while (0)
 
 /* A "Field: N kB" line of /proc/self/status (VmSize, VmRSS, VmHWM...) in bytes, or 0 if
  * there is no such line. */

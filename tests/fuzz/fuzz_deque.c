@@ -9,16 +9,16 @@
  * Checked at every step:
  * - push fails, changing nothing, exactly when the deque holds `capacity` elements;
  * - pop gives the newest element, NULL when empty;
- * - steal_any gives the oldest, or WEFT_STEAL_EMPTY; never RETRY with no other thread;
+ * - steal_any gives the oldest, or WEFT__STEAL_EMPTY; never RETRY with no other thread;
  * - steal_batch_owner(n) gives min(n, size) of the oldest, oldest first;
  * - size_any is the model's size; capacity is what init was given.
  * init refuses capacities that are not powers of two >= 2 with -EINVAL.
  *
- * The concurrent behaviour is tested by tests/unit/plain_deque_race.c.
+ * The concurrent behaviour is tested by tests/unit/test_deque_race.c.
  */
 #define FUZZ_NAME "fuzz_deque"
 #include "fuzz_input.h"
-#include "deque.h"
+#include "sched/deque.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -79,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* An empty deque whose indices start elsewhere: the state after that many pushes and
      * pops, as far as the algorithm can tell. */
     AO_t start = start_indices[in_u8(&in) % (sizeof start_indices / sizeof start_indices[0])];
-    weft_atomic_store_relaxed(&d.top, start);
-    weft_atomic_store_relaxed(&d.bottom, start);
+    weft__atomic_store_relaxed(&d.top, start);
+    weft__atomic_store_relaxed(&d.bottom, start);
 
     while (in.left > 0) {
         uint8_t op = in_u8(&in);
@@ -115,12 +115,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 5: {
             void *got = (void *)1;
             weft__steal_result r = weft__deque_steal_any(&d, &got);
-            CHECK(r != WEFT_STEAL_RETRY, "steal_any returned RETRY with no other thread");
+            CHECK(r != WEFT__STEAL_RETRY, "steal_any returned RETRY with no other thread");
             if (m.size == 0) {
-                CHECK(r == WEFT_STEAL_EMPTY, "steal from an empty deque gave %d", (int)r);
+                CHECK(r == WEFT__STEAL_EMPTY, "steal from an empty deque gave %d", (int)r);
                 CHECK(got == (void *)1, "a failed steal wrote *item");
             } else {
-                CHECK(r == WEFT_STEAL_SUCCESS, "steal with %zu elements gave %d", m.size, (int)r);
+                CHECK(r == WEFT__STEAL_SUCCESS, "steal with %zu elements gave %d", m.size, (int)r);
                 CHECK((uintptr_t)got == m.items[0], "steal gave %p, expected %p (oldest)", got,
                       (void *)m.items[0]);
                 model_take_oldest(&m, 1);
@@ -153,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (m.size == 0)
                     break;
                 weft__steal_result r = weft__deque_steal_any(&d, &got);
-                CHECK(r == WEFT_STEAL_SUCCESS && (uintptr_t)got == m.items[0],
+                CHECK(r == WEFT__STEAL_SUCCESS && (uintptr_t)got == m.items[0],
                       "drain: steal gave %d, %p", (int)r, got);
                 model_take_oldest(&m, 1);
             }

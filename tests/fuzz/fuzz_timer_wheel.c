@@ -29,7 +29,7 @@
  */
 #define FUZZ_NAME "fuzz_timer_wheel"
 #include "fuzz_input.h"
-#include "timer_wheel.h"
+#include "time/timer_wheel.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -38,8 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK       WEFT_TIMER_TICK_NS
-#define NEVER_TICK (UINT64_C(1) << (64 - WEFT_TIMER_TICK_SHIFT))
+#define TICK       WEFT__TIMER_TICK_NS
+#define NEVER_TICK (UINT64_C(1) << (64 - WEFT__TIMER_TICK_SHIFT))
 #define ENTRIES    6
 
 #define CHECK FUZZ_CHECK
@@ -73,7 +73,7 @@ static uint64_t in_time(input *in, uint64_t base) {
     case 3: {
         /* The next boundary of digit k of the tick, at or after base. */
         unsigned k = in_u8(in) % (WEFT__TIMER_LEVELS + 1);
-        unsigned shift = WEFT_TIMER_TICK_SHIFT + k * WEFT__TIMER_SLOT_BITS;
+        unsigned shift = WEFT__TIMER_TICK_SHIFT + k * WEFT__TIMER_SLOT_BITS;
         uint64_t unit = shift >= 64 ? 0 : UINT64_C(1) << shift;
         if (unit == 0)
             return UINT64_MAX - (in_u8(in) % 4);
@@ -238,7 +238,7 @@ static void op_cancel(state *s, int i) {
 
 static void op_advance(state *s, uint64_t now) {
     model *m = &s->m;
-    uint64_t target = now >> WEFT_TIMER_TICK_SHIFT;
+    uint64_t target = now >> WEFT__TIMER_TICK_SHIFT;
     int due[ENTRIES];
     int n_due = 0;
 
@@ -394,7 +394,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (i % 2)
             weft__timer_entry_init(&s.entries[i]); /* the others stay zero-filled */
     }
-    s.m.now_tick = start >> WEFT_TIMER_TICK_SHIFT;
+    s.m.now_tick = start >> WEFT__TIMER_TICK_SHIFT;
     s.m.last_now = start;
     check_sound(&s);
     CHECK(weft__timer_wheel_next_deadline(&s.wheel) == UINT64_MAX, "a new wheel has a deadline");

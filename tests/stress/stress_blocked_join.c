@@ -19,15 +19,15 @@
 #include <string.h>
 
 static size_t chain_length;
-static weft_atomic_word reached;  /* tasks alive in the chain */
-static weft_atomic_word released; /* set by main once it has seen them all */
+static weft__atomic_word reached;  /* tasks alive in the chain */
+static weft__atomic_word released; /* set by main once it has seen them all */
 
 static void *link_task(void *arg) {
     size_t depth = (size_t)arg;
-    weft_atomic_fetch_add_full(&reached, 1);
+    weft__atomic_fetch_add_full(&reached, 1);
     if (depth == chain_length) {
         /* Acquire: pairs with main's release store. */
-        while (!weft_atomic_load_acquire(&released))
+        while (!weft__atomic_load_acquire(&released))
             weft_yield();
         return (void *)depth;
     }
@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         start = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     }
-    while (weft_atomic_load_acquire(&reached) < chain_length)
+    while (weft__atomic_load_acquire(&reached) < chain_length)
         weft_test_sleep_ms(5);
     weft_runtime_stats st;
     weft_runtime_stats_get(rt, &st);
@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
            "guarded, %.1f GiB of address space\n",
            chain_length, seconds, (unsigned long long)st.stacks_mapped,
            (unsigned long long)st.stacks_guarded, (double)st.stack_bytes / (1 << 30));
-    weft_atomic_store_release(&released, 1);
+    weft__atomic_store_release(&released, 1);
     void *sum;
     STRESS_CHECK(weft_join(root, &sum) == 0, "join root");
     STRESS_CHECK((size_t)sum == chain_length * (chain_length + 1) / 2, "sum %zu", (size_t)sum);

@@ -47,9 +47,9 @@ static void spin_until(uint64_t t) {
 }
 
 /* Waits for a flag, yielding; fails after 10 s. */
-static void wait_flag(weft_atomic_word *flag, AO_t value, const char *what) {
+static void wait_flag(weft__atomic_word *flag, AO_t value, const char *what) {
     uint64_t give_up = weft_now() + 10000 * MS;
-    while (weft_atomic_load_acquire(flag) < value) {
+    while (weft__atomic_load_acquire(flag) < value) {
         STRESS_CHECK(weft_now() < give_up, "%s: still waiting after 10 s", what);
         if (weft_runtime_current())
             weft_yield();
@@ -61,27 +61,27 @@ static void wait_flag(weft_atomic_word *flag, AO_t value, const char *what) {
 /* ---- 1. weft_join_until racing the completion ---------------------------------------- */
 
 typedef struct child_ctx {
-    weft_atomic_word started;
-    weft_atomic_word ran;
-    weft_atomic_word done; /* the child's last touch of this object */
+    weft__atomic_word started;
+    weft__atomic_word ran;
+    weft__atomic_word done; /* the child's last touch of this object */
     uint64_t busy_ns;      /* how long the child takes */
     bool sleeps;           /* by sleeping (a timer on its worker) rather than spinning */
     uint64_t value;
 } child_ctx;
 
-static weft_atomic_word join_completed, join_timed_out, stolen_children;
+static weft__atomic_word join_completed, join_timed_out, stolen_children;
 
 static void *child(void *arg) {
     child_ctx *c = arg;
-    weft_atomic_fetch_add_full(&c->ran, 1);
+    weft__atomic_fetch_add_full(&c->ran, 1);
     uint64_t end = weft_now() + c->busy_ns;
-    weft_atomic_store_release(&c->started, 1);
+    weft__atomic_store_release(&c->started, 1);
     if (c->sleeps)
         STRESS_CHECK(weft_sleep_until(end) == 0, "sleep");
     else
         spin_until(end);
     uint64_t value = c->value;
-    weft_atomic_store_release(&c->done, 1);
+    weft__atomic_store_release(&c->done, 1);
     return (void *)(uintptr_t)value;
 }
 
@@ -98,26 +98,26 @@ static void join_race(uint64_t stream) {
         /* Spin (no yield) until another worker has taken the child; after 300 us, yield
          * and let this worker run it. The deadline is then counted from its start. */
         uint64_t stop_spinning = weft_now() + 300 * US;
-        while (!weft_atomic_load_acquire(&c.started)) {
+        while (!weft__atomic_load_acquire(&c.started)) {
             if (weft_now() < stop_spinning)
-                weft_cpu_relax();
+                weft__cpu_relax();
             else
                 weft_yield();
         }
         if (weft_now() < stop_spinning)
-            weft_atomic_fetch_add_relaxed(&stolen_children, 1);
+            weft__atomic_fetch_add_relaxed(&stolen_children, 1);
     } /* else wait at once: the child runs here once we park, unless it is stolen */
     uint64_t deadline = weft_now() + (uint64_t)((int64_t)c.busy_ns + jitter);
     void *v = NULL;
     int rc = weft_join_until(t, deadline, &v);
     if (rc == 0) {
         STRESS_CHECK((uint64_t)(uintptr_t)v == c.value, "join_until returned %p", v);
-        weft_atomic_fetch_add_relaxed(&join_completed, 1);
+        weft__atomic_fetch_add_relaxed(&join_completed, 1);
     } else {
         uint64_t now = weft_now();
         STRESS_CHECK(rc == -ETIMEDOUT, "join_until returned %d", rc);
         STRESS_CHECK(now >= deadline, "join_until timed out %" PRIu64 " ns early", deadline - now);
-        weft_atomic_fetch_add_relaxed(&join_timed_out, 1);
+        weft__atomic_fetch_add_relaxed(&join_timed_out, 1);
         switch (stress_below(&r, 3)) {
         case 0:
             STRESS_CHECK(weft_join(t, &v) == 0, "join after a timeout");
@@ -136,7 +136,7 @@ static void join_race(uint64_t stream) {
         }
         STRESS_CHECK((uint64_t)(uintptr_t)v == c.value, "result after a timeout: %p", v);
     }
-    STRESS_CHECK(weft_atomic_load_acquire(&c.ran) == 1, "the child ran %lu times",
+    STRESS_CHECK(weft__atomic_load_acquire(&c.ran) == 1, "the child ran %lu times",
                  (unsigned long)c.ran);
 }
 
@@ -184,14 +184,14 @@ static void *foreign_join_racer(void *arg) {
             uint64_t now = weft_now();
             STRESS_CHECK(now >= deadline, "foreign join_until timed out %" PRIu64 " ns early",
                          deadline - now);
-            weft_atomic_fetch_add_relaxed(&join_timed_out, 1);
+            weft__atomic_fetch_add_relaxed(&join_timed_out, 1);
             rc = weft_join(t, &v);
         } else {
-            weft_atomic_fetch_add_relaxed(&join_completed, 1);
+            weft__atomic_fetch_add_relaxed(&join_completed, 1);
         }
         STRESS_CHECK(rc == 0 && (uint64_t)(uintptr_t)v == c.value, "foreign join: %d, %p", rc, v);
         wait_flag(&c.done, 1, "a foreign race's child");
-        STRESS_CHECK(weft_atomic_load_acquire(&c.ran) == 1, "the child ran %lu times",
+        STRESS_CHECK(weft__atomic_load_acquire(&c.ran) == 1, "the child ran %lu times",
                      (unsigned long)c.ran);
     }
     return NULL;
@@ -225,28 +225,28 @@ static void test_join_until(unsigned workers) {
 
 /* A callback's record. */
 typedef struct record {
-    weft_atomic_word fired;
-    weft_atomic_word inside;   /* callbacks running now */
-    weft_atomic_word early;    /* a run before the deadline it ran for */
-    weft_atomic_word overlap;  /* two runs at once */
-    weft_atomic_word floor_ns; /* no run may come before this: the earliest pending deadline */
-    weft_atomic_word run_ns[4];
+    weft__atomic_word fired;
+    weft__atomic_word inside;   /* callbacks running now */
+    weft__atomic_word early;    /* a run before the deadline it ran for */
+    weft__atomic_word overlap;  /* two runs at once */
+    weft__atomic_word floor_ns; /* no run may come before this: the earliest pending deadline */
+    weft__atomic_word run_ns[4];
 } record;
 
 static void on_fire(weft_timer *tm, void *arg) {
     (void)tm;
     record *x = arg;
     uint64_t now = weft_now();
-    if (weft_atomic_fetch_add_full(&x->inside, 1) != 0)
-        weft_atomic_store_release(&x->overlap, 1);
-    uint64_t floor = weft_atomic_load_acquire(&x->floor_ns);
+    if (weft__atomic_fetch_add_full(&x->inside, 1) != 0)
+        weft__atomic_store_release(&x->overlap, 1);
+    uint64_t floor = weft__atomic_load_acquire(&x->floor_ns);
     if (now < floor)
-        weft_atomic_store_release(&x->early, floor - now);
-    AO_t k = weft_atomic_load_relaxed(&x->fired);
+        weft__atomic_store_release(&x->early, floor - now);
+    AO_t k = weft__atomic_load_relaxed(&x->fired);
     if (k < 4)
-        weft_atomic_store_release(&x->run_ns[k], now);
-    weft_atomic_fetch_add_full(&x->inside, (AO_t)-1);
-    weft_atomic_fetch_add_full(&x->fired, 1);
+        weft__atomic_store_release(&x->run_ns[k], now);
+    weft__atomic_fetch_add_full(&x->inside, (AO_t)-1);
+    weft__atomic_fetch_add_full(&x->fired, 1);
 }
 
 typedef enum race_kind { RACE_CANCEL, RACE_REARM, RACE_DESTROY, RACE_KINDS } race_kind;
@@ -262,7 +262,7 @@ typedef struct race {
     AO_t inside_at_destroy;
 } race;
 
-static weft_atomic_word timer_outcomes[4]; /* fired, cancelled, re-armed first, destroyed first */
+static weft__atomic_word timer_outcomes[4]; /* fired, cancelled, re-armed first, destroyed first */
 
 static void *actor(void *arg) {
     race *x = arg;
@@ -277,8 +277,8 @@ static void *actor(void *arg) {
         break;
     default:
         STRESS_CHECK(weft_timer_destroy(x->tm) == 0, "destroy");
-        x->fired_at_destroy = weft_atomic_load_acquire(&x->x.fired);
-        x->inside_at_destroy = weft_atomic_load_acquire(&x->x.inside);
+        x->fired_at_destroy = weft__atomic_load_acquire(&x->x.fired);
+        x->inside_at_destroy = weft__atomic_load_acquire(&x->x.inside);
         x->tm = NULL;
         break;
     }
@@ -287,21 +287,21 @@ static void *actor(void *arg) {
 
 static void check_race(race *x, size_t round) {
     record *rec = &x->x;
-    STRESS_CHECK(!weft_atomic_load_acquire(&rec->early),
+    STRESS_CHECK(!weft__atomic_load_acquire(&rec->early),
                  "round %zu: kind %d: a callback ran %lu ns before its deadline", round,
                  (int)x->kind, (unsigned long)rec->early);
-    STRESS_CHECK(!weft_atomic_load_acquire(&rec->overlap),
+    STRESS_CHECK(!weft__atomic_load_acquire(&rec->overlap),
                  "round %zu: two callbacks of one handle ran at once", round);
     switch (x->kind) {
     case RACE_CANCEL:
         if (x->cancelled == 0) /* the firing won: it has run, or runs soon */
             wait_flag(&rec->fired, 1, "a timer whose cancel returned 0");
         STRESS_CHECK(weft_timer_destroy(x->tm) == 0, "destroy");
-        AO_t fired = weft_atomic_load_acquire(&rec->fired);
+        AO_t fired = weft__atomic_load_acquire(&rec->fired);
         STRESS_CHECK(fired + (AO_t)x->cancelled == 1,
                      "round %zu: the callback ran %lu times and cancel returned %d", round,
                      (unsigned long)fired, x->cancelled);
-        weft_atomic_fetch_add_relaxed(&timer_outcomes[x->cancelled], 1);
+        weft__atomic_fetch_add_relaxed(&timer_outcomes[x->cancelled], 1);
         stress_count(x->cancelled ? STRESS_TIMER_CANCELS : STRESS_TIMER_FIRES, 1);
         break;
     case RACE_REARM: {
@@ -313,7 +313,7 @@ static void check_race(race *x, size_t round) {
         int r = weft_timer_cancel(x->tm);
         STRESS_CHECK(r == 0 || r == 1, "cancel returned %d", r);
         STRESS_CHECK(weft_timer_destroy(x->tm) == 0, "destroy");
-        AO_t f = weft_atomic_load_acquire(&rec->fired);
+        AO_t f = weft__atomic_load_acquire(&rec->fired);
         STRESS_CHECK(f + (AO_t)r >= 1 && f + (AO_t)r <= 2,
                      "round %zu: armed, re-armed, cancelled: the callback ran %lu times and the "
                      "cancel returned %d",
@@ -322,8 +322,8 @@ static void check_race(race *x, size_t round) {
                      round);
         /* Which run was whose: with two runs, the first arming's then the second's; with
          * one, the second's if nothing was cancelled, else the first's. */
-        uint64_t run0 = weft_atomic_load_acquire(&rec->run_ns[0]);
-        uint64_t run1 = weft_atomic_load_acquire(&rec->run_ns[1]);
+        uint64_t run0 = weft__atomic_load_acquire(&rec->run_ns[0]);
+        uint64_t run1 = weft__atomic_load_acquire(&rec->run_ns[1]);
         if (f == 2) {
             STRESS_CHECK(run0 >= x->d1, "round %zu: the first arming fired %" PRIu64 " ns early",
                          round, x->d1 - run0);
@@ -336,7 +336,7 @@ static void check_race(race *x, size_t round) {
             STRESS_CHECK(run0 >= x->d1, "round %zu: the first arming fired %" PRIu64 " ns early",
                          round, x->d1 - run0);
         }
-        weft_atomic_fetch_add_relaxed(&timer_outcomes[f == 2 ? 0 : 2], 1);
+        weft__atomic_fetch_add_relaxed(&timer_outcomes[f == 2 ? 0 : 2], 1);
         stress_count(STRESS_TIMER_FIRES, f);
         stress_count(STRESS_TIMER_CANCELS, (uint64_t)r);
         break;
@@ -346,7 +346,7 @@ static void check_race(race *x, size_t round) {
                      "round %zu: weft_timer_destroy returned while the callback ran", round);
         STRESS_CHECK(x->fired_at_destroy <= 1, "round %zu: fired %lu times", round,
                      (unsigned long)x->fired_at_destroy);
-        weft_atomic_fetch_add_relaxed(&timer_outcomes[x->fired_at_destroy ? 0 : 3], 1);
+        weft__atomic_fetch_add_relaxed(&timer_outcomes[x->fired_at_destroy ? 0 : 3], 1);
         stress_count(STRESS_TIMER_FIRES, x->fired_at_destroy);
         break;
     }
@@ -372,7 +372,7 @@ static void *timer_races(void *arg) {
             x->d1 = now + 20 * US + stress_below(&r, 300 * US);
             x->act_at = x->d1 - 100 * US + stress_below(&r, 200 * US);
             x->d2 = x->d1 - 100 * US + stress_below(&r, 300 * US);
-            weft_atomic_store_release(&x->x.floor_ns,
+            weft__atomic_store_release(&x->x.floor_ns,
                                       x->kind == RACE_REARM && x->d2 < x->d1 ? x->d2 : x->d1);
             STRESS_CHECK(weft_timer_create(rt, on_fire, &x->x, &x->tm) == 0, "create");
             STRESS_CHECK(weft_timer_arm(x->tm, x->d1) == 0, "arm");
@@ -387,7 +387,7 @@ static void *timer_races(void *arg) {
         spin_until(weft_now() + 50 * US);
         for (int i = 0; i < PARALLEL; i++)
             if (xs[i].kind == RACE_DESTROY)
-                STRESS_CHECK(weft_atomic_load_acquire(&xs[i].x.fired) == xs[i].fired_at_destroy,
+                STRESS_CHECK(weft__atomic_load_acquire(&xs[i].x.fired) == xs[i].fired_at_destroy,
                              "round %zu: a destroyed timer fired", round);
     }
     free(xs);
@@ -401,7 +401,7 @@ static void foreign_timer_races(weft_runtime *rt, size_t rounds) {
         race x = {.kind = RACE_CANCEL};
         x.d1 = weft_now() + 100 * US + stress_below(&r, 400 * US);
         x.act_at = x.d1 - 150 * US + stress_below(&r, 300 * US);
-        weft_atomic_store_release(&x.x.floor_ns, x.d1);
+        weft__atomic_store_release(&x.x.floor_ns, x.d1);
         STRESS_CHECK(weft_timer_create(rt, on_fire, &x.x, &x.tm) == 0, "create");
         STRESS_CHECK(weft_timer_arm(x.tm, x.d1) == 0, "foreign arm");
         actor(&x);

@@ -35,7 +35,7 @@
 #define MAX_LEVEL 2
 
 static size_t target_bytes; /* the deepest any task of this run recurses */
-static weft_atomic_word ran, deepest, joins;
+static weft__atomic_word ran, deepest, joins;
 
 typedef struct dive {
     uintptr_t top;   /* the task's first frame */
@@ -78,9 +78,9 @@ static uint64_t tree_value(uint64_t id) {
 /* The bottom of a task's recursion: block, or spawn children there. */
 __attribute__((noinline)) static void at_bottom(dive *d) {
     size_t used = d->top - (uintptr_t)__builtin_frame_address(0);
-    AO_t seen = weft_atomic_load_relaxed(&deepest);
+    AO_t seen = weft__atomic_load_relaxed(&deepest);
     while (used > seen) {
-        AO_t prev = weft_atomic_cas_full(&deepest, seen, used);
+        AO_t prev = weft__atomic_cas_full(&deepest, seen, used);
         if (prev == seen)
             break;
         seen = prev;
@@ -118,7 +118,7 @@ __attribute__((noinline)) static void at_bottom(dive *d) {
             STRESS_CHECK(rc == 0, "join at depth %zu: %d", used, rc);
             STRESS_CHECK((uint64_t)(uintptr_t)v == tree_value(d->id * 4 + j + 1),
                          "task %" PRIu64 ": child %u returned %p", d->id, j, v);
-            weft_atomic_fetch_add_relaxed(&joins, 1);
+            weft__atomic_fetch_add_relaxed(&joins, 1);
         }
         break;
     }
@@ -147,7 +147,7 @@ static void *pack(uint64_t id, unsigned level) {
 
 static void *deep_task(void *arg) {
     uint64_t id = (uint64_t)(uintptr_t)arg >> 2;
-    weft_atomic_fetch_add_relaxed(&ran, 1);
+    weft__atomic_fetch_add_relaxed(&ran, 1);
     dive d = {.top = (uintptr_t)__builtin_frame_address(0),
               .id = id,
               .level = (unsigned)((uintptr_t)arg & 3),
@@ -195,9 +195,9 @@ static void *driver(void *arg) {
 static void run_mode(unsigned flags, unsigned workers) {
     /* 48 KiB with a stack of its own; 40 KiB where a task may run inline, on 3/4 of one. */
     target_bytes = flags & WEFT_CONFIG_NO_INLINE_JOIN ? 48 * KIB : 40 * KIB;
-    weft_atomic_store_relaxed(&ran, 0);
-    weft_atomic_store_relaxed(&deepest, 0);
-    weft_atomic_store_relaxed(&joins, 0);
+    weft__atomic_store_relaxed(&ran, 0);
+    weft__atomic_store_relaxed(&deepest, 0);
+    weft__atomic_store_relaxed(&joins, 0);
     weft_runtime *rt;
     STRESS_CHECK(
         weft_runtime_create(&(weft_config){.workers = workers, .stack_size = STACK, .flags = flags},
@@ -207,7 +207,7 @@ static void run_mode(unsigned flags, unsigned workers) {
     weft_runtime_stats st;
     STRESS_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
     STRESS_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
-    AO_t tasks = weft_atomic_load_acquire(&ran), j = weft_atomic_load_acquire(&joins);
+    AO_t tasks = weft__atomic_load_acquire(&ran), j = weft__atomic_load_acquire(&joins);
     /* Every task but the roots was joined by its parent, once. */
     STRESS_CHECK(tasks == roots + j, "%lu tasks ran for %zu roots and %lu joined children",
                  (unsigned long)tasks, roots, (unsigned long)j);

@@ -22,7 +22,7 @@
  */
 #include "stress.h"
 
-#include "worker.h" /* the per-worker steal counters behind weft_runtime_stats_get */
+#include "sched/runtime.h" /* the per-worker steal counters behind weft_runtime_stats_get */
 
 #include <errno.h>
 #include <sched.h>
@@ -32,9 +32,9 @@
 #define OUTSTANDING 200
 
 static size_t items;
-static weft_atomic_word *item_ran;
-static weft_atomic_word completed;
-static weft_atomic_word ran_on[MAX_THREADS]; /* items run per thread slot */
+static weft__atomic_word *item_ran;
+static weft__atomic_word completed;
+static weft__atomic_word ran_on[MAX_THREADS]; /* items run per thread slot */
 static int producer_slot;
 static unsigned producer_worker; /* its worker's index, while it produces */
 
@@ -46,11 +46,11 @@ static void *item(void *arg) {
     size_t i = (size_t)(uintptr_t)arg;
     int slot = stress_thread_index();
     STRESS_CHECK(slot < MAX_THREADS, "too many threads");
-    weft_atomic_fetch_add_relaxed(&ran_on[slot], 1);
-    weft_atomic_fetch_add_full(&item_ran[i], 1);
+    weft__atomic_fetch_add_relaxed(&ran_on[slot], 1);
+    weft__atomic_fetch_add_full(&item_ran[i], 1);
     stress_rng r = stress_rng_for(0x17e3ull << 32 | i);
     stress_spin_ns(stress_chance(&r, 1, 200) ? 200000 : stress_between(&r, 1000, 20000));
-    weft_atomic_fetch_add_full(&completed, 1);
+    weft__atomic_fetch_add_full(&completed, 1);
     return (void *)(uintptr_t)item_value(i);
 }
 
@@ -63,9 +63,9 @@ typedef struct phase {
  * created for this phase. */
 static unsigned thieves_that_ran(const phase *p) {
     unsigned n = 0;
-    AO_t slots = weft_atomic_load_acquire(&stress_thread_slots);
+    AO_t slots = weft__atomic_load_acquire(&stress_thread_slots);
     for (AO_t s = (AO_t)p->thread_slots_before; s < slots && s < MAX_THREADS; s++)
-        if ((int)s != producer_slot && weft_atomic_load_acquire(&ran_on[s]) > 0)
+        if ((int)s != producer_slot && weft__atomic_load_acquire(&ran_on[s]) > 0)
             n++;
     return n;
 }
@@ -76,7 +76,7 @@ static void produce(const phase *p, weft_task **handles, size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         /* Throttle without blocking: the thieves must take the items. With one worker
          * nobody else can: yield to let this worker run them. */
-        while (i - weft_atomic_load_acquire(&completed) >= OUTSTANDING) {
+        while (i - weft__atomic_load_acquire(&completed) >= OUTSTANDING) {
             if (p->workers == 1)
                 weft_yield();
             else
@@ -126,9 +126,9 @@ static void *producer(void *arg) {
 
 static void run_phase(unsigned workers) {
     phase p = {.workers = workers,
-               .thread_slots_before = (int)weft_atomic_load_acquire(&stress_thread_slots)};
+               .thread_slots_before = (int)weft__atomic_load_acquire(&stress_thread_slots)};
     memset((void *)ran_on, 0, sizeof ran_on);
-    weft_atomic_store_relaxed(&completed, 0);
+    weft__atomic_store_relaxed(&completed, 0);
     item_ran = calloc(2 * items + 100, sizeof(*item_ran));
     STRESS_CHECK(item_ran != NULL, "calloc");
     weft_runtime *rt;
@@ -141,7 +141,7 @@ static void run_phase(unsigned workers) {
     STRESS_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
     /* The total above, per worker: every worker but the producer's stole. */
     for (unsigned k = 0; k < workers; k++)
-        STRESS_CHECK(k == producer_worker || weft_atomic_load_acquire(&rt->workers[k]->steals) > 0,
+        STRESS_CHECK(k == producer_worker || weft__atomic_load_acquire(&rt->workers[k]->steals) > 0,
                      "%u workers: worker %u never stole (the producer ran on worker %u)", workers,
                      k, producer_worker);
     STRESS_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
@@ -156,7 +156,7 @@ static void run_phase(unsigned workers) {
                  "%u workers: sum %" PRIu64 ", expected %" PRIu64, workers,
                  (uint64_t)(uintptr_t)sum, expected);
     uint64_t elsewhere = 0, here = ran_on[producer_slot];
-    AO_t slots = weft_atomic_load_acquire(&stress_thread_slots);
+    AO_t slots = weft__atomic_load_acquire(&stress_thread_slots);
     for (AO_t s = (AO_t)p.thread_slots_before; s < slots && s < MAX_THREADS; s++)
         if ((int)s != producer_slot)
             elsewhere += ran_on[s];

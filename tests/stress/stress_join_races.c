@@ -37,11 +37,11 @@
 typedef struct many {
     size_t n;
     uint64_t round;
-    weft_atomic_word *slots;    /* target i's handle, published by its spawner */
-    weft_atomic_word *ran;      /* times target i's function ran */
-    weft_atomic_word *received; /* set by the join of target i (joins are exclusive) */
+    weft__atomic_word *slots;    /* target i's handle, published by its spawner */
+    weft__atomic_word *ran;      /* times target i's function ran */
+    weft__atomic_word *received; /* set by the join of target i (joins are exclusive) */
     size_t *perm;               /* joiner j joins target perm[j] */
-    weft_atomic_word joins, detaches, leaves, foreign_next;
+    weft__atomic_word joins, detaches, leaves, foreign_next;
     size_t foreign_start; /* joiners [foreign_start, n) are the foreign threads' */
 } many;
 
@@ -57,7 +57,7 @@ static void *leaf(void *arg) {
 
 static void *target(void *arg) {
     size_t i = (size_t)(uintptr_t)arg;
-    weft_atomic_fetch_add_full(&m.ran[i], 1);
+    weft__atomic_fetch_add_full(&m.ran[i], 1);
     stress_rng r = stress_rng_for(m.round << 32 | i);
     switch (stress_below(&r, 6)) {
     case 0: /* at once */
@@ -73,7 +73,7 @@ static void *target(void *arg) {
         STRESS_CHECK(weft_sleep_until(weft_now() + stress_below(&r, 100000)) == 0, "sleep");
         break;
     case 4: {
-        weft_atomic_fetch_add_relaxed(&m.leaves, 1);
+        weft__atomic_fetch_add_relaxed(&m.leaves, 1);
         weft_task *c = weft_spawn(leaf, (void *)(uintptr_t)i);
         STRESS_CHECK(c != NULL, "spawn of a leaf: %s", strerror(errno));
         void *v;
@@ -90,7 +90,7 @@ static void *target(void *arg) {
 static weft_task *wait_handle(size_t i) {
     weft_task *t;
     /* Acquire: pairs with the spawner's release store of the handle. */
-    while (!(t = weft_atomic_load_ptr_acquire(&m.slots[i]))) {
+    while (!(t = weft__atomic_load_ptr_acquire(&m.slots[i]))) {
         if (weft_runtime_current())
             weft_yield();
         else
@@ -104,7 +104,7 @@ static void join_one(size_t j, stress_rng *r) {
     weft_task *t = wait_handle(i);
     if (stress_chance(r, 1, 8)) {
         weft_detach(t);
-        weft_atomic_fetch_add_relaxed(&m.detaches, 1);
+        weft__atomic_fetch_add_relaxed(&m.detaches, 1);
         return;
     }
     void *v = NULL;
@@ -113,9 +113,9 @@ static void join_one(size_t j, stress_rng *r) {
                  m.round, i, j, rc);
     STRESS_CHECK((uint64_t)(uintptr_t)v == target_value(m.round, i),
                  "round %" PRIu64 ": target %zu returned %p", m.round, i, v);
-    STRESS_CHECK(weft_atomic_fetch_add_full(&m.received[i], 1) == 0,
+    STRESS_CHECK(weft__atomic_fetch_add_full(&m.received[i], 1) == 0,
                  "round %" PRIu64 ": target %zu joined twice", m.round, i);
-    weft_atomic_fetch_add_relaxed(&m.joins, 1);
+    weft__atomic_fetch_add_relaxed(&m.joins, 1);
 }
 
 static void *joiner(void *arg) {
@@ -131,7 +131,7 @@ static void *joiner(void *arg) {
 static void *foreign_joiner(void *arg) {
     (void)arg;
     for (;;) {
-        size_t j = (size_t)weft_atomic_fetch_add_full(&m.foreign_next, 1);
+        size_t j = (size_t)weft__atomic_fetch_add_full(&m.foreign_next, 1);
         if (j >= m.n)
             return NULL;
         stress_rng r = stress_rng_for(m.round << 32 | j | 1ull << 31);
@@ -154,7 +154,7 @@ static void *spawner(void *arg) {
         if (take_target) {
             weft_task *t = weft_spawn(target, (void *)(uintptr_t)next_target);
             STRESS_CHECK(t != NULL, "spawn of target %zu: %s", next_target, strerror(errno));
-            weft_atomic_store_ptr_release(&m.slots[next_target], t);
+            weft__atomic_store_ptr_release(&m.slots[next_target], t);
             next_target += SPAWNERS;
         } else {
             weft_task *t = weft_spawn(joiner, (void *)(uintptr_t)next_joiner);
@@ -200,7 +200,7 @@ static void run_many(weft_runtime *rt, uint64_t round, size_t n) {
     }
     /* One joiner in eight is a foreign thread's. */
     m.foreign_start = n - n / 8;
-    weft_atomic_store_relaxed(&m.foreign_next, m.foreign_start);
+    weft__atomic_store_relaxed(&m.foreign_next, m.foreign_start);
 
     pthread_t threads[FOREIGN_JOINERS];
     for (int k = 0; k < FOREIGN_JOINERS; k++)
@@ -211,15 +211,15 @@ static void run_many(weft_runtime *rt, uint64_t round, size_t n) {
 
     /* Detached targets may still be running: wait for them (the watchdog bounds it). */
     for (size_t i = 0; i < n; i++)
-        while (weft_atomic_load_acquire(&m.ran[i]) == 0)
+        while (weft__atomic_load_acquire(&m.ran[i]) == 0)
             weft_test_sleep_ms(1);
-    AO_t joins = weft_atomic_load_acquire(&m.joins), detaches = m.detaches;
+    AO_t joins = weft__atomic_load_acquire(&m.joins), detaches = m.detaches;
     STRESS_CHECK(joins + detaches == n,
                  "round %" PRIu64 ": %lu joins + %lu detaches of %zu targets", round,
                  (unsigned long)joins, (unsigned long)detaches, n);
     /* Targets, their leaves, the task joiners, the spawners and many_main; the joins of
      * all but many_main (block_on's) and the detached targets. */
-    AO_t leaves = weft_atomic_load_acquire(&m.leaves);
+    AO_t leaves = weft__atomic_load_acquire(&m.leaves);
     stress_count(STRESS_TASKS, n + leaves + m.foreign_start + SPAWNERS + 1);
     stress_count(STRESS_JOINS, joins + leaves + m.foreign_start + SPAWNERS + 1);
     stress_count(STRESS_DETACHES, detaches);
@@ -240,7 +240,7 @@ static void check_many_after_destroy(void) {
 typedef struct chains {
     size_t length;
     uint64_t round;
-    weft_atomic_word *slots; /* [chain * length + k]: the handle of link k */
+    weft__atomic_word *slots; /* [chain * length + k]: the handle of link k */
 } chains;
 
 static chains ch;
@@ -257,7 +257,7 @@ static void *chain_link(void *arg) {
         stress_spin_ns(stress_below(&r, 5000));
     if (k > 0) {
         weft_task *prev;
-        while (!(prev = weft_atomic_load_ptr_acquire(&ch.slots[id - 1])))
+        while (!(prev = weft__atomic_load_ptr_acquire(&ch.slots[id - 1])))
             weft_yield();
         void *v;
         int rc = weft_join(prev, &v);
@@ -286,7 +286,7 @@ static void *chains_main(void *arg) {
     for (size_t i = 0; i < total; i++) {
         weft_task *t = weft_spawn(chain_link, (void *)(uintptr_t)order[i]);
         STRESS_CHECK(t != NULL, "spawn of a link: %s", strerror(errno));
-        weft_atomic_store_ptr_release(&ch.slots[order[i]], t);
+        weft__atomic_store_ptr_release(&ch.slots[order[i]], t);
         if (stress_chance(&r, 1, 32))
             weft_yield();
     }
@@ -294,7 +294,7 @@ static void *chains_main(void *arg) {
     /* The last link of each chain is joined here; every other link by its successor. */
     for (size_t c = 0; c < CHAINS; c++) {
         void *v;
-        weft_task *last = weft_atomic_load_ptr_acquire(&ch.slots[c * ch.length + ch.length - 1]);
+        weft_task *last = weft__atomic_load_ptr_acquire(&ch.slots[c * ch.length + ch.length - 1]);
         STRESS_CHECK(weft_join(last, &v) == 0, "join of chain %zu's end", c);
         uint64_t expected = 0;
         for (size_t k = 0; k < ch.length; k++)

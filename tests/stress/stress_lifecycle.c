@@ -28,46 +28,46 @@
 #define US 1000ull
 
 static uint64_t iteration;
-static weft_atomic_word spawned; /* spawns that succeeded */
-static weft_atomic_word started, finished;
-static weft_atomic_word refused_spawns, refused_arms;
-static weft_atomic_word sleeps_done;
+static weft__atomic_word spawned; /* spawns that succeeded */
+static weft__atomic_word started, finished;
+static weft__atomic_word refused_spawns, refused_arms;
+static weft__atomic_word sleeps_done;
 
 /* ---- timers ---------------------------------------------------------------------- */
 
 #define TIMERS 4
 
 typedef struct timer_record {
-    weft_atomic_word armed; /* arms that returned 0 */
-    weft_atomic_word fired;
-    weft_atomic_word early;
-    weft_atomic_word deadline; /* the earliest deadline armed */
+    weft__atomic_word armed; /* arms that returned 0 */
+    weft__atomic_word fired;
+    weft__atomic_word early;
+    weft__atomic_word deadline; /* the earliest deadline armed */
 } timer_record;
 
 static timer_record timers[TIMERS]; /* task timers: [0, TIMERS - 1); the foreign one last */
-static weft_atomic_word timers_fired;
-static weft_atomic_word runtime_destroyed; /* set when destroy returned: no callback after */
-static weft_atomic_word late_callbacks;
+static weft__atomic_word timers_fired;
+static weft__atomic_word runtime_destroyed; /* set when destroy returned: no callback after */
+static weft__atomic_word late_callbacks;
 
 static void on_fire(weft_timer *tm, void *arg) {
     (void)tm;
     timer_record *x = arg;
-    if (weft_atomic_load_acquire(&runtime_destroyed))
-        weft_atomic_fetch_add_full(&late_callbacks, 1);
-    if (weft_now() < weft_atomic_load_acquire(&x->deadline))
-        weft_atomic_store_release(&x->early, 1);
-    weft_atomic_fetch_add_full(&x->fired, 1);
-    weft_atomic_fetch_add_relaxed(&timers_fired, 1);
+    if (weft__atomic_load_acquire(&runtime_destroyed))
+        weft__atomic_fetch_add_full(&late_callbacks, 1);
+    if (weft_now() < weft__atomic_load_acquire(&x->deadline))
+        weft__atomic_store_release(&x->early, 1);
+    weft__atomic_fetch_add_full(&x->fired, 1);
+    weft__atomic_fetch_add_relaxed(&timers_fired, 1);
 }
 
 /* ---- tasks ------------------------------------------------------------------------ */
 
 static void task_begin(void) {
-    weft_atomic_fetch_add_relaxed(&started, 1);
+    weft__atomic_fetch_add_relaxed(&started, 1);
 }
 
 static void *task_end(void) {
-    weft_atomic_fetch_add_full(&finished, 1);
+    weft__atomic_fetch_add_full(&finished, 1);
     return NULL;
 }
 
@@ -77,7 +77,7 @@ static void *sleeper(void *arg) {
     uint64_t deadline = weft_now() + ns;
     STRESS_CHECK(weft_sleep_until(deadline) == 0, "sleep");
     STRESS_CHECK(weft_now() >= deadline, "woke early");
-    weft_atomic_fetch_add_relaxed(&sleeps_done, 1);
+    weft__atomic_fetch_add_relaxed(&sleeps_done, 1);
     return task_end();
 }
 
@@ -85,7 +85,7 @@ static void spawn_detached(weft_fn fn, void *arg) {
     weft_task *t = weft_spawn(fn, arg);
     /* A task may always spawn, shutdown or not. */
     STRESS_CHECK(t != NULL, "spawn from a task: %s", strerror(errno));
-    weft_atomic_fetch_add_relaxed(&spawned, 1);
+    weft__atomic_fetch_add_relaxed(&spawned, 1);
     weft_detach(t);
 }
 
@@ -104,7 +104,7 @@ static void *worker_task(void *arg) {
         case 2: {
             weft_task *t = weft_spawn(sleeper, (void *)(uintptr_t)stress_below(&r, 100 * US));
             STRESS_CHECK(t != NULL, "spawn: %s", strerror(errno));
-            weft_atomic_fetch_add_relaxed(&spawned, 1);
+            weft__atomic_fetch_add_relaxed(&spawned, 1);
             STRESS_CHECK(weft_join(t, NULL) == 0, "join");
             break;
         }
@@ -128,9 +128,9 @@ static void *timer_task(void *arg) {
         STRESS_CHECK(weft_timer_create(rt, on_fire, x, &tm) == 0, "timer_create");
         uint64_t deadline = stress_chance(&r, 1, 3) ? weft_now() + 3600000000000ull
                                                     : weft_now() + stress_below(&r, 200 * US);
-        weft_atomic_store_release(&x->deadline, deadline);
+        weft__atomic_store_release(&x->deadline, deadline);
         STRESS_CHECK(weft_timer_arm(tm, deadline) == 0, "arm from a task");
-        weft_atomic_fetch_add_full(&x->armed, 1);
+        weft__atomic_fetch_add_full(&x->armed, 1);
         if (stress_chance(&r, 1, 4))
             STRESS_CHECK(weft_timer_destroy(tm) == 0, "timer_destroy");
     }
@@ -138,12 +138,12 @@ static void *timer_task(void *arg) {
 }
 
 /* Holds the runtime open until the foreign thread has stopped calling into it. */
-static weft_atomic_word foreign_done;
+static weft__atomic_word foreign_done;
 
 static void *gate_task(void *arg) {
     (void)arg;
     task_begin();
-    while (!weft_atomic_load_acquire(&foreign_done))
+    while (!weft__atomic_load_acquire(&foreign_done))
         STRESS_CHECK(weft_sleep_until(weft_now() + 20 * US) == 0, "gate sleep");
     return task_end();
 }
@@ -153,8 +153,8 @@ static void *gate_task(void *arg) {
 typedef struct foreign_ctx {
     weft_runtime *rt;
     uint64_t seed_stream;
-    weft_atomic_word ready;
-    weft_atomic_word calls; /* spawn_on calls made */
+    weft__atomic_word ready;
+    weft__atomic_word calls; /* spawn_on calls made */
 } foreign_ctx;
 
 static void *foreign_main(void *arg) {
@@ -163,20 +163,20 @@ static void *foreign_main(void *arg) {
     timer_record *x = &timers[TIMERS - 1];
     weft_timer *tm = NULL;
     STRESS_CHECK(weft_timer_create(f->rt, on_fire, x, &tm) == 0, "foreign timer_create");
-    weft_atomic_store_release(&f->ready, 1);
+    weft__atomic_store_release(&f->ready, 1);
     bool refused = false;
     for (int i = 0; i < 5000; i++) {
         weft_task *t = weft_spawn_on(f->rt, sleeper, (void *)(uintptr_t)stress_below(&r, 50 * US));
-        weft_atomic_fetch_add_full(&f->calls, 1);
+        weft__atomic_fetch_add_full(&f->calls, 1);
         if (!t) {
             STRESS_CHECK(errno == ESHUTDOWN, "iteration %" PRIu64 ": spawn_on failed with %s",
                          iteration, strerror(errno));
             refused = true;
-            weft_atomic_fetch_add_relaxed(&refused_spawns, 1);
+            weft__atomic_fetch_add_relaxed(&refused_spawns, 1);
         } else {
             STRESS_CHECK(!refused, "iteration %" PRIu64 ": a spawn_on succeeded after ESHUTDOWN",
                          iteration);
-            weft_atomic_fetch_add_relaxed(&spawned, 1);
+            weft__atomic_fetch_add_relaxed(&spawned, 1);
             if (stress_chance(&r, 1, 4))
                 STRESS_CHECK(weft_join(t, NULL) == 0, "foreign join");
             else
@@ -185,9 +185,9 @@ static void *foreign_main(void *arg) {
         if (stress_chance(&r, 1, 8)) {
             uint64_t deadline = weft_now() + stress_below(&r, 100 * US);
             /* The check's floor: the earliest deadline this timer was ever armed for. */
-            AO_t floor = weft_atomic_load_relaxed(&x->deadline);
+            AO_t floor = weft__atomic_load_relaxed(&x->deadline);
             if (floor == 0 || deadline < floor)
-                weft_atomic_store_release(&x->deadline, deadline);
+                weft__atomic_store_release(&x->deadline, deadline);
             int rc = weft_timer_arm(tm, deadline);
             STRESS_CHECK(rc == 0 || rc == -ESHUTDOWN, "foreign arm returned %d", rc);
             if (rc == 0) {
@@ -195,9 +195,9 @@ static void *foreign_main(void *arg) {
                              "iteration %" PRIu64 ": a foreign arm succeeded after "
                              "ESHUTDOWN",
                              iteration);
-                weft_atomic_fetch_add_full(&x->armed, 1);
+                weft__atomic_fetch_add_full(&x->armed, 1);
             } else {
-                weft_atomic_fetch_add_relaxed(&refused_arms, 1);
+                weft__atomic_fetch_add_relaxed(&refused_arms, 1);
             }
         }
         if (refused)
@@ -208,7 +208,7 @@ static void *foreign_main(void *arg) {
         STRESS_CHECK(weft_spawn_on(f->rt, sleeper, NULL) == NULL && errno == ESHUTDOWN,
                      "iteration %" PRIu64 ": spawn_on after ESHUTDOWN did not fail with it",
                      iteration);
-    weft_atomic_store_release(&foreign_done, 1); /* our last touch of the runtime */
+    weft__atomic_store_release(&foreign_done, 1); /* our last touch of the runtime */
     return NULL;
 }
 
@@ -220,11 +220,11 @@ static void one_life(uint64_t it) {
     weft_config cfg = {.workers = (unsigned)stress_between(&r, 1, 3)};
     if (stress_chance(&r, 1, 2))
         cfg.flags = WEFT_CONFIG_NO_INLINE_JOIN;
-    weft_atomic_store_relaxed(&spawned, 0);
-    weft_atomic_store_relaxed(&started, 0);
-    weft_atomic_store_relaxed(&finished, 0);
-    weft_atomic_store_relaxed(&foreign_done, 0);
-    weft_atomic_store_release(&runtime_destroyed, 0);
+    weft__atomic_store_relaxed(&spawned, 0);
+    weft__atomic_store_relaxed(&started, 0);
+    weft__atomic_store_relaxed(&finished, 0);
+    weft__atomic_store_relaxed(&foreign_done, 0);
+    weft__atomic_store_release(&runtime_destroyed, 0);
     memset(timers, 0, sizeof timers);
 
     weft_runtime *rt;
@@ -235,47 +235,47 @@ static void one_life(uint64_t it) {
     if (with_foreign) {
         weft_task *gate = weft_spawn_on(rt, gate_task, NULL);
         STRESS_CHECK(gate != NULL, "spawn_on of the gate");
-        weft_atomic_fetch_add_relaxed(&spawned, 1);
+        weft__atomic_fetch_add_relaxed(&spawned, 1);
         weft_detach(gate);
         STRESS_CHECK(pthread_create(&thread, NULL, foreign_main, &f) == 0, "pthread_create");
     }
     for (uint64_t k = stress_below(&r, 6); k > 0; k--) {
         weft_task *t = weft_spawn_on(rt, worker_task, (void *)(uintptr_t)(it << 8 | k));
         STRESS_CHECK(t != NULL, "spawn_on: %s", strerror(errno));
-        weft_atomic_fetch_add_relaxed(&spawned, 1);
+        weft__atomic_fetch_add_relaxed(&spawned, 1);
         weft_detach(t);
     }
     if (stress_chance(&r, 1, 2)) {
         weft_task *t = weft_spawn_on(rt, timer_task, (void *)(uintptr_t)(it << 8 | 0x7));
         STRESS_CHECK(t != NULL, "spawn_on: %s", strerror(errno));
-        weft_atomic_fetch_add_relaxed(&spawned, 1);
+        weft__atomic_fetch_add_relaxed(&spawned, 1);
         weft_detach(t);
     }
     if (with_foreign && stress_chance(&r, 1, 2)) {
         /* Let the foreign thread get going: destroy then meets its spawns in flight. */
         AO_t calls = (AO_t)stress_below(&r, 40);
-        while (weft_atomic_load_acquire(&f.calls) < calls)
+        while (weft__atomic_load_acquire(&f.calls) < calls)
             sched_yield();
     }
 
     STRESS_CHECK(weft_runtime_destroy(rt) == 0, "iteration %" PRIu64 ": destroy", it);
-    weft_atomic_store_release(&runtime_destroyed, 1);
+    weft__atomic_store_release(&runtime_destroyed, 1);
     if (with_foreign)
         STRESS_CHECK(pthread_join(thread, NULL) == 0, "pthread_join");
 
-    AO_t s = weft_atomic_load_acquire(&spawned), b = weft_atomic_load_acquire(&started),
-         e = weft_atomic_load_acquire(&finished);
+    AO_t s = weft__atomic_load_acquire(&spawned), b = weft__atomic_load_acquire(&started),
+         e = weft__atomic_load_acquire(&finished);
     STRESS_CHECK(s == b && s == e,
                  "iteration %" PRIu64 ": destroy returned with %lu tasks spawned, %lu started, "
                  "%lu finished",
                  it, (unsigned long)s, (unsigned long)b, (unsigned long)e);
     for (int i = 0; i < TIMERS; i++) {
         timer_record *x = &timers[i];
-        STRESS_CHECK(!weft_atomic_load_acquire(&x->early),
+        STRESS_CHECK(!weft__atomic_load_acquire(&x->early),
                      "iteration %" PRIu64 ": timer %d fired "
                      "before its deadline",
                      it, i);
-        STRESS_CHECK(weft_atomic_load_acquire(&x->fired) <= weft_atomic_load_acquire(&x->armed),
+        STRESS_CHECK(weft__atomic_load_acquire(&x->fired) <= weft__atomic_load_acquire(&x->armed),
                      "iteration %" PRIu64 ": timer %d fired %lu times for %lu arms", it, i,
                      (unsigned long)x->fired, (unsigned long)x->armed);
     }
@@ -291,7 +291,7 @@ int main(int argc, char **argv) {
     size_t lives = stress_size(1000, 2);
     for (uint64_t it = 0; it < lives; it++)
         one_life(it);
-    STRESS_CHECK(weft_atomic_load_acquire(&late_callbacks) == 0,
+    STRESS_CHECK(weft__atomic_load_acquire(&late_callbacks) == 0,
                  "%lu timer callbacks ran after weft_runtime_destroy returned",
                  (unsigned long)late_callbacks);
     stress_note("%zu runtimes; %lu spawns and %lu arms refused with ESHUTDOWN; %lu sleeps; %lu "

@@ -25,9 +25,9 @@
 #define MAX_SLEEPS 4
 
 static size_t count;
-static weft_atomic_word *ran;
+static weft__atomic_word *ran;
 static uint64_t *lateness_ns; /* per sleeper, its worst sleep; written by that sleeper only */
-static weft_atomic_word sleeps_done, past_deadlines;
+static weft__atomic_word sleeps_done, past_deadlines;
 
 static uint64_t sleeper_value(size_t i) {
     return stress_hash(0x51ee9, i);
@@ -77,7 +77,7 @@ static plan plan_of(size_t i) {
 
 static void *sleeper(void *arg) {
     size_t i = (size_t)(uintptr_t)arg;
-    weft_atomic_fetch_add_relaxed(&ran[i], 1);
+    weft__atomic_fetch_add_relaxed(&ran[i], 1);
     plan p = plan_of(i);
     uint64_t worst = 0;
     for (unsigned s = 0; s < p.sleeps; s++) {
@@ -86,7 +86,7 @@ static void *sleeper(void *arg) {
         if (p.kind == 3) { /* already past: returns at once */
             deadline = weft_now() - p.ns[s] - 1;
             rc = weft_sleep_until(deadline);
-            weft_atomic_fetch_add_relaxed(&past_deadlines, 1);
+            weft__atomic_fetch_add_relaxed(&past_deadlines, 1);
         } else if (p.kind == 1) {
             deadline = weft_now() + p.ns[s];
             rc = weft_sleep_ms(p.ns[s] / MS);
@@ -103,7 +103,7 @@ static void *sleeper(void *arg) {
                      i, deadline - now, p.kind, s, p.ns[s]);
         if (now - deadline > worst && p.kind != 3)
             worst = now - deadline;
-        weft_atomic_fetch_add_relaxed(&sleeps_done, 1);
+        weft__atomic_fetch_add_relaxed(&sleeps_done, 1);
     }
     lateness_ns[i] = worst;
     return (void *)(uintptr_t)sleeper_value(i);

@@ -27,8 +27,8 @@
 
 static weft_runtime *runtime;
 static size_t rounds, batch;
-static weft_atomic_word ran;          /* task functions run */
-static weft_atomic_word detached_sum; /* what detached tasks added */
+static weft__atomic_word ran;          /* task functions run */
+static weft__atomic_word detached_sum; /* what detached tasks added */
 
 /* A task's argument: its id and depth, packed. Children of id are id * 8 + 1 ... 8. */
 static void *pack(uint64_t id, unsigned depth) {
@@ -55,7 +55,7 @@ static void *storm_task(void *arg) {
     uint64_t code = (uint64_t)(uintptr_t)arg;
     uint64_t id = code >> 2;
     unsigned depth = (unsigned)(code & 3);
-    weft_atomic_fetch_add_relaxed(&ran, 1);
+    weft__atomic_fetch_add_relaxed(&ran, 1);
     stress_rng r = stress_rng_for(id);
     uint64_t sum = stress_hash(id, 1);
     unsigned n = children_of(&r, depth);
@@ -81,7 +81,7 @@ static void *storm_task(void *arg) {
     }
     bool detached = depth == 0 ? detached_root(id) : detached_child(id);
     if (detached)
-        weft_atomic_fetch_add_full(&detached_sum, (AO_t)sum);
+        weft__atomic_fetch_add_full(&detached_sum, (AO_t)sum);
     return (void *)(uintptr_t)sum;
 }
 
@@ -196,19 +196,19 @@ int main(int argc, char **argv) {
 
     /* Detached tasks may still run: wait until every task has (the watchdog bounds it),
      * then the runtime is quiet and its statistics exact. */
-    while (weft_atomic_load_acquire(&ran) < tasks)
+    while (weft__atomic_load_acquire(&ran) < tasks)
         weft_test_sleep_ms(1);
     weft_runtime_stats st;
     STRESS_CHECK(weft_runtime_stats_get(runtime, &st) == 0, "stats");
     STRESS_CHECK(weft_runtime_destroy(runtime) == 0, "destroy");
 
-    uint64_t got = joined + (uint64_t)weft_atomic_load_acquire(&detached_sum);
-    STRESS_CHECK(weft_atomic_load_acquire(&ran) == tasks,
+    uint64_t got = joined + (uint64_t)weft__atomic_load_acquire(&detached_sum);
+    STRESS_CHECK(weft__atomic_load_acquire(&ran) == tasks,
                  "%lu task functions ran, expected %" PRIu64,
-                 (unsigned long)weft_atomic_load_acquire(&ran), tasks);
+                 (unsigned long)weft__atomic_load_acquire(&ran), tasks);
     STRESS_CHECK(got == expected,
                  "sum %" PRIu64 " (joined %" PRIu64 " + detached %lu), expected %" PRIu64, got,
-                 joined, (unsigned long)weft_atomic_load_acquire(&detached_sum), expected);
+                 joined, (unsigned long)weft__atomic_load_acquire(&detached_sum), expected);
     STRESS_CHECK(st.tasks_spawned == tasks,
                  "the runtime counted %" PRIu64 " spawns, expected %" PRIu64, st.tasks_spawned,
                  tasks);

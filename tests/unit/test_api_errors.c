@@ -5,10 +5,10 @@
  */
 #include "weft_test.h"
 
-#include "atomic.h"
-#include "worker.h"
+#include "base/atomic.h"
+#include "sched/runtime.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -112,11 +112,11 @@ Test(api, misuse_inside_a_task) {
 }
 
 static weft_task *self_handle;
-static weft_atomic_word self_handle_ready;
+static weft__atomic_word self_handle_ready;
 
 static void *join_self(void *arg) {
     (void)arg;
-    while (!weft_atomic_load_acquire(&self_handle_ready))
+    while (!weft__atomic_load_acquire(&self_handle_ready))
         weft_yield();
     return (void *)(intptr_t)weft_join(self_handle, NULL);
 }
@@ -128,7 +128,7 @@ Test(api, join_self_is_edeadlk) {
     cr_assert_not_null(self_handle);
     /* The handle stays ours: the task's own join of it failed without consuming it. */
     weft_task *t = self_handle;
-    weft_atomic_store_release(&self_handle_ready, 1);
+    weft__atomic_store_release(&self_handle_ready, 1);
     void *r;
     cr_expect_eq(weft_join(t, &r), 0);
     cr_expect_eq((intptr_t)r, -EDEADLK);
@@ -137,11 +137,11 @@ Test(api, join_self_is_edeadlk) {
 }
 
 /* A second join of a handle while the first waits. */
-static weft_atomic_word gate;
+static weft__atomic_word gate;
 
 static void *wait_for_gate(void *arg) {
     (void)arg;
-    while (!weft_atomic_load_acquire(&gate))
+    while (!weft__atomic_load_acquire(&gate))
         weft_yield();
     return (void *)42;
 }
@@ -161,17 +161,17 @@ static void *join_in_thread(void *arg) {
 Test(api, second_joiner_is_einval_and_detach_is_ignored) {
     weft_runtime *rt;
     cr_assert_eq(weft_runtime_create(&(weft_config){.workers = 2}, &rt), 0);
-    weft_atomic_store_relaxed(&gate, 0);
+    weft__atomic_store_relaxed(&gate, 0);
     weft_task *t = weft_spawn_on(rt, wait_for_gate, NULL);
     struct joiner_arg first = {t, 1, NULL};
     pthread_t thread;
     pthread_create(&thread, NULL, join_in_thread, &first);
     /* Wait until the first joiner has registered (JOIN_WAITING is set). */
-    while (!(weft_atomic_load_acquire(&t->state) & WEFT_TASK_JOIN_WAITING))
+    while (!(weft__atomic_load_acquire(&t->state) & WEFT__TASK_JOIN_WAITING))
         weft_test_sleep_ms(1);
     cr_expect_eq(weft_join(t, NULL), -EINVAL);
     weft_detach(t); /* ignored: the waiting join consumes the handle */
-    weft_atomic_store_release(&gate, 1);
+    weft__atomic_store_release(&gate, 1);
     pthread_join(thread, NULL);
     cr_expect_eq(first.rc, 0);
     cr_expect_eq((intptr_t)first.result, 42);
@@ -182,7 +182,7 @@ Test(api, second_joiner_is_einval_and_detach_is_ignored) {
 static void *spawn_past_limit(void *arg) {
     size_t limit = (size_t)arg;
     weft_task *tasks[8];
-    weft_atomic_store_relaxed(&gate, 0);
+    weft__atomic_store_relaxed(&gate, 0);
     /* We are one live task; limit - 1 more fit. */
     for (size_t i = 0; i + 1 < limit; i++) {
         tasks[i] = weft_spawn(wait_for_gate, NULL);
@@ -191,7 +191,7 @@ static void *spawn_past_limit(void *arg) {
     errno = 0;
     cr_expect_null(weft_spawn(identity, NULL));
     cr_expect_eq(errno, EAGAIN);
-    weft_atomic_store_release(&gate, 1);
+    weft__atomic_store_release(&gate, 1);
     for (size_t i = 0; i + 1 < limit; i++)
         cr_expect_eq(weft_join(tasks[i], NULL), 0);
     /* Room again. */
@@ -213,7 +213,7 @@ Test(api, max_tasks_makes_spawn_fail_with_eagain) {
 /* Destroy in progress: a foreign spawn fails with ESHUTDOWN; a task may still spawn. */
 static void *spawn_during_shutdown(void *arg) {
     (void)arg;
-    while (!weft_atomic_load_acquire(&gate))
+    while (!weft__atomic_load_acquire(&gate))
         weft_yield();
     weft_task *t = weft_spawn(identity, (void *)9);
     cr_assert_not_null(t, "a task may spawn while the runtime shuts down");
@@ -230,20 +230,20 @@ static void *destroy_in_thread(void *arg) {
 Test(api, shutdown_refuses_foreign_spawns_and_second_destroy) {
     weft_runtime *rt;
     cr_assert_eq(weft_runtime_create(&(weft_config){.workers = 2}, &rt), 0);
-    weft_atomic_store_relaxed(&gate, 0);
+    weft__atomic_store_relaxed(&gate, 0);
     weft_task *t = weft_spawn_on(rt, spawn_during_shutdown, NULL);
     weft_detach(t);
     pthread_t destroyer;
     pthread_create(&destroyer, NULL, destroy_in_thread, rt);
     /* Wait until destroy has begun, then check what it refuses. */
-    while (!weft_atomic_load_acquire(&rt->shutting_down))
+    while (!weft__atomic_load_acquire(&rt->shutting_down))
         weft_test_sleep_ms(1);
     errno = 0;
     cr_expect_null(weft_spawn_on(rt, identity, NULL));
     cr_expect_eq(errno, ESHUTDOWN);
     cr_expect_eq(weft_block_on(rt, identity, NULL, NULL), -ESHUTDOWN);
     cr_expect_eq(weft_runtime_destroy(rt), -EBUSY);
-    weft_atomic_store_release(&gate, 1);
+    weft__atomic_store_release(&gate, 1);
     void *rc;
     pthread_join(destroyer, &rc);
     cr_expect_eq((intptr_t)rc, 0);
@@ -269,7 +269,7 @@ Test(api, set_name_copies_and_cuts) {
 /* Resource exhaustion: a task whose stack cannot be mapped finishes without running and
  * its join says -ENOMEM; the runtime keeps working once memory is back. */
 Test(resources, unmappable_stack_fails_the_join_with_enomem) {
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     cr_skip_test("ASan reserves terabytes of address space: RLIMIT_AS cannot be lowered");
 #else
     weft_runtime *rt;

@@ -9,15 +9,15 @@
  * deepest, comes back intact; and an entry function that returns aborts the process.
  *
  * Every context follows worker.c's pattern: an entry in a frame the sanitizers do not see
- * (WEFT_NO_SANITIZER_FRAME), the context's work in an ordinary frame that returns, and a
+ * (WEFT__NO_SANITIZER_FRAME), the context's work in an ordinary frame that returns, and a
  * last switch away for good; every switch is wrapped in the weft__fiber annotations so
  * ASan builds see exact stack bounds. Each test ends back on the main stack with every
  * stack unmapped. Checks run on the main stack: code on a context's stack only records.
  */
 #include "arch/context.h"
-#include "sanitizer.h"
+#include "base/sanitizer.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -49,7 +49,7 @@ static weft__fiber main_fiber;
 static void main_fiber_init(void) {
     void *bottom = NULL;
     size_t size = 0;
-#if defined(WEFT_ASAN)
+#if defined(WEFT__ASAN)
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &bottom, &size);
@@ -100,7 +100,7 @@ static void *suspend(tctx *c, void *value) {
 }
 
 /* A context's last switch: to the main stack, for good. */
-WEFT_NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void ctx_exit(tctx *c,
+WEFT__NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void ctx_exit(tctx *c,
                                                                                  void *value) {
     weft__fiber_before_switch(&c->fiber, &main_fiber, true);
     weft__context_switch(&c->sp, main_sp, value);
@@ -108,7 +108,7 @@ WEFT_NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void ctx_exit
 }
 
 /* The entry of contexts made by ctx_make: the first switch passes the tctx itself. */
-WEFT_NO_SANITIZER_FRAME static void generic_entry(void *value) {
+WEFT__NO_SANITIZER_FRAME static void generic_entry(void *value) {
     tctx *c = value;
     weft__fiber_after_switch(&c->fiber);
     c->body(c);
@@ -263,7 +263,7 @@ __attribute__((noinline)) static void align_probe_body(align_probe *p, void *val
     p->local = aligned_local_address();
 }
 
-WEFT_NO_SANITIZER_FRAME void test_align_probe_c(void *value) {
+WEFT__NO_SANITIZER_FRAME void test_align_probe_c(void *value) {
     align_probe *p = value; /* the test passes the probe itself */
     weft__fiber_after_switch(&p->c.fiber);
     align_probe_body(p, value);
@@ -279,9 +279,9 @@ Test(context, entry_gets_value_on_an_aligned_stack) {
         memset(&p, 0, sizeof p);
         stack_alloc(&p.c);
         unsigned char *top = p.c.top - offsets[k];
-        /* Make uses WEFT_CONTEXT_INITIAL_FRAME bytes below top, after aligning top down
+        /* Make uses WEFT__CONTEXT_INITIAL_FRAME bytes below top, after aligning top down
          * (up to 15 bytes), and writes nothing else. */
-        uintptr_t frame_low = (uintptr_t)top - WEFT_CONTEXT_INITIAL_FRAME - 15;
+        uintptr_t frame_low = (uintptr_t)top - WEFT__CONTEXT_INITIAL_FRAME - 15;
         memset(p.c.low, 0xa5, STACK_SIZE);
         ctx_prepare(&p.c, top, test_align_probe_entry);
         cr_assert((uintptr_t)p.c.sp >= frame_low && (uintptr_t)p.c.sp < (uintptr_t)top,

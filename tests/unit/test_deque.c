@@ -4,12 +4,12 @@
  * at the top, a full deque that refuses pushes without changing, wrap-around of a small
  * ring many times over, steal_batch_owner's order, size_any, and long seeded random
  * sequences of every operation checked step by step against a plain array model. The
- * concurrent behaviour is plain_deque_race.c's business; here, with no other thread, a
- * steal can never lose a race, so WEFT_STEAL_RETRY is a failure.
+ * concurrent behaviour is test_deque_race.c's business; here, with no other thread, a
+ * steal can never lose a race, so WEFT__STEAL_RETRY is a failure.
  */
-#include "deque.h"
+#include "sched/deque.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@ static void init_ok(weft__deque *d, size_t capacity) {
 static uintptr_t steal_one(weft__deque *d) {
     void *p = NULL;
     weft__steal_result r = weft__deque_steal_any(d, &p);
-    cr_assert_eq(r, WEFT_STEAL_SUCCESS, "steal returned %d", (int)r);
+    cr_assert_eq(r, WEFT__STEAL_SUCCESS, "steal returned %d", (int)r);
     cr_assert_not_null(p);
     return id(p);
 }
@@ -41,7 +41,7 @@ static uintptr_t steal_one(weft__deque *d) {
 static void expect_empty(weft__deque *d) {
     void *p = item(12345);
     cr_assert_eq(weft__deque_size_any(d), 0);
-    cr_assert_eq(weft__deque_steal_any(d, &p), WEFT_STEAL_EMPTY);
+    cr_assert_eq(weft__deque_steal_any(d, &p), WEFT__STEAL_EMPTY);
     cr_assert_eq(id(p), 12345, "a failed steal wrote its output");
     cr_assert_null(weft__deque_pop_owner(d));
     void *out[4] = {0};
@@ -323,7 +323,7 @@ static void run_random(size_t capacity, uint64_t seed, size_t steps) {
                 void *p = NULL;
                 weft__steal_result res = weft__deque_steal_any(&d, &p);
                 if (size) {
-                    cr_assert_eq(res, WEFT_STEAL_SUCCESS, "seed %llu step %zu: steal -> %d",
+                    cr_assert_eq(res, WEFT__STEAL_SUCCESS, "seed %llu step %zu: steal -> %d",
                                  (unsigned long long)seed, step, (int)res);
                     uintptr_t want = m.v[m.lo++];
                     cr_assert_eq(id(p), want,
@@ -331,7 +331,7 @@ static void run_random(size_t capacity, uint64_t seed, size_t steps) {
                                  (unsigned long long)seed, step, (size_t)id(p), (size_t)want);
                     counts[3]++;
                 } else {
-                    cr_assert_eq(res, WEFT_STEAL_EMPTY, "seed %llu step %zu: steal -> %d",
+                    cr_assert_eq(res, WEFT__STEAL_EMPTY, "seed %llu step %zu: steal -> %d",
                                  (unsigned long long)seed, step, (int)res);
                 }
             } else { /* batch: mostly 0 .. 4, one in 16 of 0 .. capacity + 1 */

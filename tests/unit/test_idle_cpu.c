@@ -5,7 +5,7 @@
  */
 #include "weft_test.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <sys/resource.h>
 
 static double cpu_seconds(void) {

@@ -4,13 +4,13 @@
  * reaches the application's own SIGSEGV handler. Each case runs in a forked child whose
  * stderr and fate the parent checks, for each kind of guard (MADV_GUARD_INSTALL where
  * the kernel has it, mprotect, and the canary used past the mapping budget).
- * Under ASan this test runs with handle_segv=0 (tests/CMakeLists.txt).
+ * Under ASan and TSan this test runs with handle_segv=0 (tests/CMakeLists.txt).
  */
 #include "weft_test.h"
 
-#include "worker.h"
+#include "sched/runtime.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>

@@ -31,18 +31,18 @@
  * rounded down to the start of its slot in the level of the highest base-64 digit where it
  * differs from the wheel's tick) and checks the contract's bounds and progress separately.
  */
-#include "timer_wheel.h"
+#include "time/timer_wheel.h"
 
-#include <criterion/criterion.h>
+#include "weft_criterion.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK WEFT_TIMER_TICK_NS
+#define TICK WEFT__TIMER_TICK_NS
 /* The expiry tick of a deadline in the last partial tick: no now_ns reaches it. */
-#define NEVER_TICK (UINT64_C(1) << (64 - WEFT_TIMER_TICK_SHIFT))
+#define NEVER_TICK (UINT64_C(1) << (64 - WEFT__TIMER_TICK_SHIFT))
 /* The first such deadline, 2^64 - 1023; 2^64 - 1024 is the last one that expires. */
 #define FIRST_BEYOND (UINT64_MAX - (TICK - 2))
 
@@ -273,7 +273,7 @@ Test(timer_wheel, cancelled_entry_never_fires) {
 
     /* One entry to cancel and one to keep in each level: 3 * 64^L ticks sits in level L. */
     for (unsigned l = 0; l < WEFT__TIMER_LEVELS; l++) {
-        uint64_t d = (UINT64_C(3) << (WEFT_TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l)) + 7;
+        uint64_t d = (UINT64_C(3) << (WEFT__TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l)) + 7;
         insert_ok(&w, &gone[l], d);
         insert_ok(&w, &kept[l], d + 1);
     }
@@ -481,7 +481,7 @@ Test(timer_wheel, expiry_is_exact_to_the_tick_at_every_level) {
         (int64_t)TICK,      (int64_t)TICK + 1};
     for (size_t s = 0; s < sizeof starts / sizeof starts[0]; s++) {
         for (unsigned l = 0; l < WEFT__TIMER_LEVELS; l++) {
-            const uint64_t width = UINT64_C(1) << (WEFT_TIMER_TICK_SHIFT + 6 * l);
+            const uint64_t width = UINT64_C(1) << (WEFT__TIMER_TICK_SHIFT + 6 * l);
             for (size_t k = 0; k < sizeof deltas / sizeof deltas[0]; k++) {
                 /* One level width from the start, +- a tick. */
                 uint64_t d = add_delta_sat(add_sat(starts[s], width), deltas[k]);
@@ -1014,7 +1014,7 @@ static void sim_reset(sim *m, uint64_t start) {
 static uint64_t pick_start(sim *m) {
     uint64_t r = rnd(m), s = rnd(m);
     unsigned l = (unsigned)((r >> 8) % WEFT__TIMER_LEVELS);
-    uint64_t width = UINT64_C(1) << (WEFT_TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l);
+    uint64_t width = UINT64_C(1) << (WEFT__TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l);
     switch (r % 16) {
     case 0:
         return 0;
@@ -1042,7 +1042,7 @@ static uint64_t pick_deadline(sim *m) {
     const uint64_t r = rnd(m), s = rnd(m);
     const uint64_t base = m->now_ns;
     const unsigned l = (unsigned)(s % WEFT__TIMER_LEVELS);
-    const uint64_t width = UINT64_C(1) << (WEFT_TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l);
+    const uint64_t width = UINT64_C(1) << (WEFT__TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l);
     const int64_t delta = (s >> 8) % 2 ? deltas[(s >> 9) % 8]
                                        : (int64_t)((s >> 16) % (4 * TICK + 1)) - 2 * (int64_t)TICK;
     switch (r % 20) {
@@ -1163,7 +1163,7 @@ static uint64_t pick_advance(sim *m, bool *to_next) {
         return sub_sat(now, s >> (r >> 8) % 64);
     case 18: { /* to where the wheel's digit of some level rolls over, +- 1 ns */
         unsigned l = (unsigned)((r >> 8) % WEFT__TIMER_LEVELS);
-        uint64_t width = UINT64_C(1) << (WEFT_TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l);
+        uint64_t width = UINT64_C(1) << (WEFT__TIMER_TICK_SHIFT + WEFT__TIMER_SLOT_BITS * l);
         uint64_t k = now / width + 1;
         if (k > UINT64_MAX / width) {
             return small;

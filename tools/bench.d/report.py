@@ -486,7 +486,7 @@ class Report:
         na = raw.meta.get("sleep_accuracy_na")
         if not runs and not na:
             return
-        self.w("### Sleep lateness (`bench/sleep_accuracy`)")
+        self.w("### Sleep lateness (`weft-sleep-accuracy`)")
         self.w()
         if na and not runs:
             self.w("Not run: %s." % na)
@@ -494,10 +494,10 @@ class Report:
             return
         r0 = runs[0]
         if r0["status"] != "ok" or not any(r["prog"].get("workload") == "sleep_accuracy" for r in runs):
-            self.w("`sleep_accuracy` %s (exit %s%s)." % (r0["status"], r0["rc"], (": " + r0["note"]) if r0["note"] else ""))
+            self.w("`weft-sleep-accuracy` %s (exit %s%s)." % (r0["status"], r0["rc"], (": " + r0["note"]) if r0["note"] else ""))
             self.w()
             return
-        self.w("`sleep_accuracy --seconds %s`: lateness (wake time minus deadline) of sleeps "
+        self.w("`weft-sleep-accuracy --seconds %s`: lateness (wake time minus deadline) of sleeps "
                "of durations drawn log-uniformly from 1 ms to 1 s; `thread` rows are plain "
                "threads in `clock_nanosleep` over the same durations. One run. *early*: "
                "sleeps that woke before their deadline." % self.sa_seconds(runs))

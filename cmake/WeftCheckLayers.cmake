@@ -1,0 +1,33 @@
+# Checks that runtime/'s imports point one way (docs/ARCHITECTURE.md):
+#   base <- arch <- sched <- time <- runtime.c
+# A file may include headers of its own room and of the rooms below it, never above.
+# Run as: cmake -DRUNTIME=<dir> -P WeftCheckLayers.cmake (the unit test `layers`).
+set(_order base arch sched time)
+file(GLOB_RECURSE _files RELATIVE ${RUNTIME} ${RUNTIME}/*.c ${RUNTIME}/*.h)
+set(_bad "")
+foreach(_file IN LISTS _files)
+    string(REGEX MATCH "^[^/]+" _room "${_file}")
+    if(_file STREQUAL _room)      # a file at the top of runtime/: the composition root
+        list(LENGTH _order _rank)
+    else()
+        list(FIND _order ${_room} _rank)
+        if(_rank LESS 0)
+            list(APPEND _bad "${_file}: room '${_room}' is not in the layer list")
+            continue()
+        endif()
+    endif()
+    file(STRINGS ${RUNTIME}/${_file} _includes REGEX "^#include \"[a-z_]+/")
+    foreach(_line IN LISTS _includes)
+        string(REGEX REPLACE "^#include \"([a-z_]+)/.*" "\\1" _target "${_line}")
+        list(FIND _order ${_target} _target_rank)
+        if(_target_rank LESS 0 OR _target_rank GREATER _rank)
+            list(APPEND _bad "${_file} includes ${_target}/ (above its room)")
+        endif()
+    endforeach()
+endforeach()
+if(_bad)
+    list(JOIN _bad "\n  " _text)
+    message(FATAL_ERROR "imports that point up a layer:\n  ${_text}")
+endif()
+list(LENGTH _files _count)
+message(STATUS "layers: ${_count} files of runtime/, every import points down or sideways")

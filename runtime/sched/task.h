@@ -1,0 +1,131 @@
+/*
+ * task.h: the task object (which is also its join handle), its state word, the
+ * park/wake protocol and the per-worker pools task objects come from. The protocols
+ * are written out in task.c (WAKE-*) and join.c (JOIN-*).
+ */
+#ifndef WEFT__SCHED_TASK_H
+#define WEFT__SCHED_TASK_H
+
+#include "arch/context.h"
+#include "base/atomic.h"
+#include "base/list.h"
+#include "base/pool.h"
+#include "base/sanitizer.h"
+#include "sched/stack.h"
+
+#include "weft.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The state word's bits. Once set, COMPLETE, RELEASED and START_FAILED are never
+ * cleared for one incarnation of the object (until its pool hands it out again:
+ * weft__task_alloc clears the bits and bumps the generation); NOTIFIED and PARKED come and go;
+ * JOIN_CLAIMED and JOIN_WAITING are cleared only by a deadline join that withdraws (join.c,
+ * JOIN-X1). */
+enum {
+    /* A wake-up arrived while the task was running or on its way to park: the next park
+     * returns at once instead of sleeping. */
+    WEFT__TASK_NOTIFIED = 1u << 0,
+    /* Off its worker and in no queue: whoever clears this bit must schedule the task. */
+    WEFT__TASK_PARKED = 1u << 1,
+    /* fn has returned (or the task could not start) and result is final. Set by the
+     * worker after the task's last switch, so the object is no longer in use by it. */
+    WEFT__TASK_COMPLETE = 1u << 2,
+    /* The joiner that claimed the handle has published itself in `joiner` and waits for
+     * COMPLETE. Set only together with JOIN_CLAIMED. */
+    WEFT__TASK_JOIN_WAITING = 1u << 3,
+    /* The handle was detached: whoever sets COMPLETE frees the object. */
+    WEFT__TASK_RELEASED = 1u << 4,
+    /* No stack could be mapped when the task was due to start: it never ran. */
+    WEFT__TASK_START_FAILED = 1u << 5,
+    /* The completer is done with the joiner (set with COMPLETE when nobody waits, or
+     * right after waking the joiner): the joiner may free the object and run on. */
+    WEFT__TASK_WAKE_DONE = 1u << 6,
+    /* A join owns the handle (JOIN-J2): a second join fails with -EINVAL and a detach
+     * does nothing; `joiner` is the claimant's to write. */
+    WEFT__TASK_JOIN_CLAIMED = 1u << 7,
+};
+
+/* Bits 16 and up: the object's generation, one more each time its pool hands it out
+ * again (weft__task_alloc keeps the old word's generation and adds one). A join or
+ * detach reads the word once on entry and fails any later CAS whose expected value
+ * has another generation: the handle it was given has been consumed and the object
+ * reused by a new spawn, and acting on it would join or release a stranger (found by a
+ * cold review: a late detach released the next task spawned into the object). */
+#define WEFT__TASK_GENERATION_ONE  ((AO_t)1 << 16)
+#define WEFT__TASK_GENERATION_MASK (~(WEFT__TASK_GENERATION_ONE - 1))
+
+/* Why a task switched back to its worker: the value it passes across the switch. */
+typedef enum weft__switch_reason {
+    WEFT__SWITCH_PARK = 1,
+    WEFT__SWITCH_YIELD = 2,
+    WEFT__SWITCH_EXIT = 3,
+} weft__switch_reason;
+
+struct weft_task {
+    /* Link in whichever single queue holds the task: the injection queue, a worker's
+     * yield queue, a pool's free or remote-free list. Owner: that queue. */
+    weft__link link;
+    /* While switched out: the saved stack pointer. Owner: the worker running the task,
+     * or the queue that holds it (handed over with the task). */
+    weft__context context;
+    weft__stack *stack; /* NULL until the task first runs, and again after it exits */
+    weft_runtime *runtime;
+    weft_fn fn;
+    void *arg;
+    void *result; /* written by the task before it exits; read by the joiner after
+                   * COMPLETE (acquire) */
+    weft__atomic_word state;
+    /* Who waits in weft_join: a weft_task *, or a weft__foreign_waiter * with bit 0
+     * set. Written only by the join holding JOIN_CLAIMED, published by the JOIN_WAITING
+     * CAS (JOIN-J3, release), read by the completer only after its CAS that set
+     * COMPLETE replaced a state with JOIN_WAITING (JOIN-C3): from then no withdraw and
+     * no new registration can change it. Stale otherwise; never read then. */
+    weft__atomic_word joiner;
+    weft__pool *home; /* the pool the object returns to; set at allocation */
+    uint64_t id;
+    weft__fiber fiber;
+    char name[WEFT_NAME_MAX];
+};
+
+/* A thread that is not a worker waiting in weft_join: lives on that thread's stack. */
+typedef struct weft__foreign_waiter {
+    weft__atomic_u32 done; /* futex word: 0 waiting, 1 woken */
+} weft__foreign_waiter;
+
+_Static_assert(offsetof(weft_task, link) == 0, "pool objects start with their link");
+
+/* A fresh task object from p (its owner, or any thread for a locked pool), its state
+ * reset; NULL with errno ENOMEM. */
+weft_task *weft__task_alloc(weft__pool *p);
+/* Returns t to its home pool. `caller_pool` is the pool the calling thread owns (NULL
+ * for a thread that is not a worker). */
+void weft__task_free(weft_task *t, weft__pool *caller_pool);
+
+/* Wakes a task that is parked or about to park; see the protocol in task.c. Returns
+ * true if the caller must now schedule it (it was parked). */
+bool weft__task_wake(weft_task *t);
+
+/* join.c, JOIN-C1..C4: after a task's last switch, on its worker w: records completion,
+ * wakes the joiner (through the scheduler's wake function, then one idle worker of the
+ * joiner's runtime) or frees a detached object. t may be freed when it returns. */
+struct weft__worker;
+void weft__task_complete(struct weft__worker *w, weft_task *t);
+
+/* Completion of a task its registered joiner ran inline (worker.c): COMPLETE and
+ * WAKE_DONE at once, no wake-up. */
+void weft__task_complete_inline(weft_task *t);
+
+/* The joiner's side, once it has seen COMPLETE: waits out the completer's last touch
+ * (WAKE_DONE, a few instructions away) and returns the final state word. */
+AO_t weft__task_await_wake_done(weft_task *t);
+
+/* After a task switched out to park, on its worker: PARKED is set and true returned,
+ * or a wake-up already arrived (NOTIFIED consumed) and false is returned: the caller
+ * runs the task again. */
+bool weft__task_finish_park(weft_task *t);
+
+#endif /* WEFT__SCHED_TASK_H */

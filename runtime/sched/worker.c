@@ -1,0 +1,520 @@
+/*
+ * worker.c: a worker's loop: find work, run it, park. Owns the switch between a
+ * worker's own stack (its scheduler) and its tasks, what happens after each switch,
+ * and where runnable tasks go.
+ *
+ * Where a worker looks for work, in order:
+ *   1. every 61st round, the injection queue and then its yield queue first, so that
+ *      a worker whose deque never empties still serves them (61, as Go and Tokio use:
+ *      a prime, so the check does not beat in step with a program's own periods);
+ *   2. its deque, newest first (LIFO: fork-join recursion runs depth-first);
+ *   3. its yield queue, oldest first (a task that yielded runs after every other
+ *      runnable task of the worker);
+ *   4. the injection queue, taking a fair share in one batch;
+ *   5. as a searcher (idle.c), the other workers' deques, from a random victim on,
+ *      and the injection queue again;
+ *   6. it parks (idle.c) on its driver (driver.h) until a submitter claims it or the
+ *      driver's next deadline (its earliest timer) comes.
+ * Before each round it lets its driver fire what is due (time/timer.c: timers).
+ *
+ * Switching: a task that parks or exits switches to its worker's scheduler context with
+ * the reason, and the worker acts on the reason only after the switch, once the task's
+ * registers are saved on its stack: only then may another thread resume or free it. Two
+ * paths skip the scheduler: a yield when the only other runnable work is another
+ * yielded task switches straight to it (the yield queue is owner-only, so nobody can
+ * resume the yielder before its registers are saved), and an inline join runs its child
+ * on the joiner's stack without any switch (weft__worker_join_inline).
+ *
+ * Threads: fields marked "owner only" in worker.h are touched only on the worker's
+ * thread. Thread-local state (`this_worker`) is read through weft__worker_current, never
+ * cached across a switch.
+ */
+#include "sched/worker.h"
+
+#include "sched/fault.h"
+#include "sched/idle.h"
+#include "sched/runtime.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#define WEFT__FAIRNESS_INTERVAL 61
+#define WEFT__INJECT_BATCH_MAX  32
+#define WEFT__ID_BLOCK          1024
+
+static _Thread_local weft__worker *this_worker;
+static weft__atomic_word next_task_id = 1;
+
+__attribute__((noinline)) weft__worker *weft__worker_current(void) {
+    weft__worker *w = this_worker;
+    /* The memory clobber keeps the compiler from treating this function as pure and
+     * reusing one call's result across a stack switch (which may change the thread). */
+    __asm__ volatile("" : "+r"(w) : : "memory");
+    return w;
+}
+
+uint64_t weft__worker_next_id(weft__worker *w) {
+    if (w && w->next_id < w->id_limit)
+        return w->next_id++;
+    /* Relaxed: uniqueness needs only the RMW's atomicity. */
+    if (!w)
+        return weft__atomic_fetch_add_relaxed(&next_task_id, 1);
+    w->next_id = weft__atomic_fetch_add_relaxed(&next_task_id, WEFT__ID_BLOCK);
+    w->id_limit = w->next_id + WEFT__ID_BLOCK;
+    return w->next_id++;
+}
+
+void weft__worker_unpark(weft__worker *w) {
+    /* Release: pairs with the parked worker's acquire load of wake_word; the work that
+     * made us wake it is visible to it. */
+    weft__atomic_u32_store_release(&w->wake_word, 1);
+    w->driver->ops->unpark(w->driver, &w->wake_word);
+}
+
+/* (IDLE-N2, IDLE-N3) of idle.c, after new work became visible. */
+static void notify_one(weft_runtime *rt) {
+    int index = weft__idle_claim_sleeper(&rt->idle);
+    if (index >= 0)
+        weft__worker_unpark(rt->workers[index]);
+}
+
+/* (IDLE-N1) Pushes t on w's deque; when the deque is full, moves its older half and t to the
+ * injection queue in one batch (Tokio's overflow policy). Does not notify. */
+static void push_local_quiet(weft__worker *w, weft_task *t) {
+    while (!weft__deque_push_owner(&w->deque, t)) {
+        void *batch[WEFT__DEQUE_CAPACITY / 2];
+        size_t half = weft__deque_capacity(&w->deque) / 2;
+        size_t n = weft__deque_steal_batch_owner(&w->deque, batch, half);
+        if (n == 0)
+            continue; /* thieves emptied it meanwhile: the push will succeed */
+        for (size_t i = 0; i + 1 < n; i++)
+            ((weft_task *)batch[i])->link.next = &((weft_task *)batch[i + 1])->link;
+        ((weft_task *)batch[n - 1])->link.next = &t->link;
+        weft__inject_push_batch_any(&w->runtime->inject, &((weft_task *)batch[0])->link, &t->link,
+                                    n + 1);
+        return;
+    }
+}
+
+void weft__worker_schedule_quiet(weft_runtime *rt, weft_task *t) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->runtime == rt)
+        push_local_quiet(w, t);
+    else
+        weft__inject_push_any(&rt->inject, &t->link);
+}
+
+void weft__worker_notify(weft_runtime *rt) {
+    notify_one(rt);
+}
+
+weft_runtime *weft__worker_wake_quiet(weft_task *t) {
+    if (!weft__task_wake(t))
+        return NULL;
+    weft__worker_schedule_quiet(t->runtime, t);
+    return t->runtime;
+}
+
+void weft__worker_schedule(weft_runtime *rt, weft_task *t) {
+    weft__worker_schedule_quiet(rt, t);
+    WEFT__CHAOS_POINT(rt->chaos_seed, "IDLE-N1");
+    notify_one(rt);
+}
+
+/* Takes a fair share of the injection queue: returns the first, pushes the rest on
+ * the deque where thieves can reach them. */
+static weft_task *take_from_inject(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    size_t length = weft__inject_length_any(&rt->inject);
+    if (length == 0)
+        return NULL;
+    size_t want = length / rt->worker_count + 1;
+    if (want > WEFT__INJECT_BATCH_MAX)
+        want = WEFT__INJECT_BATCH_MAX;
+    if (weft__chaos_on(&w->chaos)) /* chaos: any steal size up to the fair share */
+        want = 1 + (size_t)weft__chaos_below(&w->chaos, want);
+    weft__fifo got;
+    weft__fifo_init(&got);
+    if (weft__inject_pop_batch_any(&rt->inject, want, &got) == 0)
+        return NULL;
+    weft_task *first = weft__container_of(weft__fifo_pop(&got), weft_task, link);
+    if (got.count > 0) {
+        weft__link *l;
+        while ((l = weft__fifo_pop(&got)))
+            push_local_quiet(w, weft__container_of(l, weft_task, link));
+        notify_one(rt);
+    }
+    return first;
+}
+
+static weft_task *pop_yielded(weft__worker *w) {
+    weft__link *l = weft__fifo_pop(&w->yield_queue);
+    return l ? weft__container_of(l, weft_task, link) : NULL;
+}
+
+static weft_task *next_local(weft__worker *w) {
+    weft_task *t;
+    if (++w->tick % WEFT__FAIRNESS_INTERVAL == 0) {
+        if ((t = take_from_inject(w)) || (t = pop_yielded(w)))
+            return t;
+    }
+    /* Chaos: sometimes the injection queue before the deque (never the yield queue
+     * early: weft_yield promises the worker's other runnable tasks run first). */
+    if (weft__chaos_one_in(&w->chaos, 16) && (t = take_from_inject(w)))
+        return t;
+    if ((t = weft__deque_pop_owner(&w->deque)))
+        return t;
+    if ((t = pop_yielded(w)))
+        return t;
+    return take_from_inject(w);
+}
+
+static uint64_t next_random(weft__worker *w) {
+    uint64_t x = w->random; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->random = x;
+    return x;
+}
+
+static weft_task *steal(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    unsigned n = rt->worker_count;
+    for (int round = 0; round < 2; round++) {
+        bool contended = false;
+        unsigned start = (unsigned)(next_random(w) % n);
+        for (unsigned i = 0; i < n; i++) {
+            weft__worker *victim = rt->workers[(start + i) % n];
+            if (victim == w)
+                continue;
+            void *item;
+            weft__steal_result r = weft__deque_steal_any(&victim->deque, &item);
+            if (r == WEFT__STEAL_SUCCESS) {
+                /* Relaxed: a statistic only we write. */
+                weft__atomic_store_relaxed(&w->steals, weft__atomic_load_relaxed(&w->steals) + 1);
+                return item;
+            }
+            if (r == WEFT__STEAL_RETRY)
+                contended = true;
+        }
+        weft_task *t = take_from_inject(w);
+        if (t || !contended)
+            return t;
+    }
+    return NULL;
+}
+
+/* (IDLE-P2) Is any work visible anywhere? Called after IDLE-P1's barrier. */
+static bool work_visible(weft_runtime *rt) {
+    if (weft__inject_length_any(&rt->inject) > 0)
+        return true;
+    for (unsigned i = 0; i < rt->worker_count; i++)
+        if (weft__deque_size_any(&rt->workers[i]->deque) > 0)
+            return true;
+    return false;
+}
+
+/* A searcher that found nothing keeps looking for a short while before it parks, as
+ * Go's spinning threads do: work that a busy worker spawns a few microseconds later is
+ * then stolen without a futex wake-up on the spawner's side and a sleep and wake on
+ * ours (spawn_many, one producer and one thief: with the spin its median went from 172
+ * to 160 ms on the 2-core VM, 2026-11-25, five interleaved runs each). While it searches, spawns
+ * wake nobody (IDLE-N3). Bounded, and only by a worker that was just busy: an idle runtime still
+ * burns no CPU. */
+#ifndef WEFT__SEARCH_SPIN_NS
+#define WEFT__SEARCH_SPIN_NS 20000
+#endif
+
+static weft_task *search_a_while(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    uint64_t until = weft_now() + WEFT__SEARCH_SPIN_NS;
+    do {
+        for (int i = 0; i < 32; i++)
+            weft__cpu_relax();
+        if (weft__atomic_load_acquire(&rt->stopping) || w->driver->ops->has_due(w->driver))
+            return NULL; /* the loop has something else to do first */
+        if (work_visible(rt)) {
+            weft_task *t = steal(w);
+            if (t)
+                return t;
+        }
+    } while (weft_now() < until);
+    return NULL;
+}
+
+static void park(weft__worker *w) {
+    weft_runtime *rt = w->runtime;
+    /* A parked worker holds no live_tasks credits: once every task has finished, the
+     * last worker to park empties live_tasks and wakes a destroyer (live.c, RT-F2). */
+    weft__runtime_release_credit(rt, w);
+    weft__chaos_delay(&w->chaos); /* chaos: widen the window before IDLE-P1 */
+    /* (IDLE-P1) */
+    weft__idle_prepare_park(&rt->idle, w->index, w->searching);
+    w->searching = false;
+    WEFT__CHAOS_POINT(rt->chaos_seed, "IDLE-P1");
+    /* (IDLE-P2) Every parking worker, not only the last searcher (idle.c explains why). */
+    if (work_visible(rt))
+        notify_one(rt);
+    weft__chaos_delay(&w->chaos); /* chaos: and between IDLE-P2 and the futex wait */
+    /* (IDLE-P3) Acquire on wake_word pairs with weft__worker_unpark's release; acquire on
+     * stopping pairs with the release store in weft_runtime_destroy. Sleeps no later
+     * than this worker's earliest timer: a parked worker fires its timers on time. */
+    while (weft__atomic_u32_load_acquire(&w->wake_word) == 0) {
+        if (weft__atomic_load_acquire(&rt->stopping))
+            return;
+        uint64_t deadline = w->driver->ops->next_deadline(w->driver);
+        if (deadline != UINT64_MAX && weft_now() >= deadline) {
+            if (weft__idle_unpark_self(&rt->idle, w->index))
+                return; /* awake for our timers, neither parked nor searching */
+            continue;   /* a submitter claimed us: wake_word is being set */
+        }
+        w->driver->ops->park(w->driver, &w->wake_word, deadline);
+    }
+    weft__atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
+    w->searching = true; /* the claimer counted us as a searcher (IDLE-N3) */
+}
+
+/* Runs when a task's function has returned, or when it could not start, on the worker
+ * that ran it. After weft__task_complete the object may be freed: do not touch it. */
+static void finish(weft__worker *w, weft_task *t) {
+    weft_runtime *rt = w->runtime;
+    if (t->stack) {
+        weft__stack_put_owner(&rt->stacks, &w->stacks, t->stack);
+        t->stack = NULL;
+    }
+    /* The live slot first: a joiner that sees COMPLETE may spawn at once, and must find
+     * the slot free (max_tasks). Should this let a destroyer past RT-D2, it still waits
+     * for this thread (RT-D3) and for a foreign joiner we wake (RT-D4) before freeing
+     * anything. */
+    weft__runtime_task_done(rt, w);
+    weft__task_complete(w, t);
+}
+
+/* The task's function, in a frame that returns (see WEFT__NO_SANITIZER_FRAME). */
+__attribute__((noinline)) static void run_function(weft_task *t) {
+    t->result = t->fn(t->arg);
+}
+
+/* The last switch of a task: never returns. */
+WEFT__NO_SANITIZER_FRAME __attribute__((noinline, noreturn)) static void exit_current(void) {
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w->current;
+    weft__fiber_before_switch(&t->fiber, &w->scheduler_fiber, true);
+    weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)WEFT__SWITCH_EXIT);
+    __builtin_unreachable();
+}
+
+WEFT__NO_SANITIZER_FRAME static void task_entry(void *value) {
+    weft_task *t = value;
+    weft__fiber_after_switch(&t->fiber);
+    run_function(t);
+    exit_current();
+}
+
+/* Gives t its stack on its first run. False if none could be had: t is finished. */
+static bool start(weft__worker *w, weft_task *t) {
+    weft_runtime *rt = w->runtime;
+    weft__stack *s = weft__stack_get_owner(&rt->stacks, &w->stacks);
+    if (!s) {
+        /* Full: the bit is clear (it is set only here, once), so adding sets it; the
+         * barrier orders it before COMPLETE, which the joiner reads with acquire. */
+        weft__atomic_fetch_add_full(&t->state, WEFT__TASK_START_FAILED);
+        finish(w, t);
+        return false;
+    }
+    t->stack = s;
+    weft__fiber_init_task(&t->fiber, s->low, weft__stack_usable(s), &s->sanitizer_fiber);
+    t->context = weft__context_make(s->top, task_entry);
+    return true;
+}
+
+static void run(weft__worker *w, weft_task *t) {
+    if (!t->stack && !start(w, t))
+        return;
+    w->current = t;
+    weft__fiber_before_switch(&w->scheduler_fiber, &t->fiber, false);
+    void *reason = weft__context_switch(&w->scheduler, t->context, t);
+    weft__fiber_after_switch(&w->scheduler_fiber);
+    /* The task that switched back is not always t: tasks hand the worker to each other
+     * directly (weft__worker_yield_current) and a task run inline by its joiner parks
+     * under its own identity (weft__worker_join_inline). */
+    t = w->current;
+    w->current = NULL;
+    if (!weft__stack_canary_intact(t->stack))
+        weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
+    switch ((weft__switch_reason)(uintptr_t)reason) {
+    case WEFT__SWITCH_PARK:
+        WEFT__CHAOS_POINT(w->runtime->chaos_seed, "WAKE-P0");
+        if (!weft__task_finish_park(t)) {
+            push_local_quiet(w, t); /* woken already: runs next (LIFO) */
+        }
+        break;
+    case WEFT__SWITCH_YIELD:
+        weft__fifo_push(&w->yield_queue, &t->link);
+        break;
+    case WEFT__SWITCH_EXIT:
+        finish(w, t);
+        break;
+    }
+}
+
+bool weft__worker_yield_current(void) {
+    weft__worker *w = weft__worker_current();
+    weft_task *self = w->current;
+    /* Anything but another yielded task to run, or a timer due: let the scheduler choose
+     * (fairness, timers, stealing). */
+    if (weft__deque_size_any(&w->deque) != 0 || weft__inject_length_any(&w->runtime->inject) != 0 ||
+        w->driver->ops->has_due(w->driver) || weft__chaos_one_in(&w->chaos, 4))
+        return false;
+    weft__link *l = weft__fifo_pop(&w->yield_queue);
+    if (!l)
+        return true; /* nothing else is runnable here: the yield is a no-op */
+    weft_task *next = weft__container_of(l, weft_task, link);
+    if (!weft__stack_canary_intact(self->stack))
+        weft__report_overflow(self, w->runtime->stack_size, NULL, "its canary was overwritten");
+    /* Owner-only queue: nobody can resume self before its registers are saved by the
+     * switch below, because only this worker pops its yield queue, and it is busy
+     * switching. */
+    weft__fifo_push(&w->yield_queue, &self->link);
+    w->tick++;
+    w->current = next;
+    weft__fiber_before_switch(&self->fiber, &next->fiber, false);
+    weft__context_switch(&self->context, next->context, next);
+    weft__fiber_after_switch(&self->fiber);
+    return true;
+}
+
+/* Runs t's function on the calling task's own stack (see weft__worker_join_inline). The
+ * frame that returns: t may park in it and resume on another worker. */
+__attribute__((noinline)) static void run_inline(weft_task *t) {
+    t->result = t->fn(t->arg);
+}
+
+bool weft__worker_join_inline(weft_task *t) {
+    weft__worker *w = weft__worker_current();
+    weft_task *self = w->current;
+    weft_runtime *rt = w->runtime;
+    if (t->runtime != rt) /* immutable while the handle is ours */
+        return false;
+    if (weft__chaos_one_in(&w->chaos, 4)) /* chaos: take the parking path instead */
+        return false;
+    /* (INLINE-I1) Only the bottom of our own deque: the next task this worker would run anyway,
+     * that no thief took. Pop it to look, push it back if it is not t: both are owner
+     * operations, so the deque is as it was. */
+    void *bottom = weft__deque_pop_owner(&w->deque);
+    /* Popped from our deque, t is ours and not running: `stack` may be read. A task
+     * that already ran (woken after a park) is resumed, not inlined. */
+    if (bottom != t || t->stack) {
+        if (bottom && !weft__deque_push_owner(&w->deque, bottom))
+            weft__worker_schedule_quiet(rt, bottom); /* cannot fail: we just popped */
+        return false;
+    }
+    /* (INLINE-I2) Enough stack left for t: at least 3/4 of the configured size (weft.h). */
+    unsigned char *sp = __builtin_frame_address(0);
+    if (!self->stack || sp < self->stack->low ||
+        (size_t)(sp - self->stack->low) < rt->stack_size / 4 * 3) {
+        push_local_quiet(w, t);
+        return false;
+    }
+    /* (INLINE-I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
+     * `stack` points at ours, so that if it parks, the scheduler resumes its saved
+     * context rather than starting it afresh; its fiber is ours (the same stack). */
+    t->stack = self->stack;
+    t->fiber = self->fiber;
+    w->current = t;
+    /* A statistic, owner-written: relaxed. */
+    weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
+    run_inline(t);
+    /* (INLINE-I4) t's function returned, perhaps on another worker if it parked. We are self
+     * again; complete t as finish() would, minus the stack, which is ours. */
+    w = weft__worker_current();
+    w->current = self;
+    self->fiber = t->fiber;
+    t->stack = NULL;
+    weft__runtime_task_done(rt, w); /* the slot first, as finish() does */
+    weft__task_complete_inline(t);
+    return true;
+}
+
+void weft__worker_chaos_yield(void) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->current && weft__chaos_one_in(&w->chaos, 8))
+        weft__worker_suspend_current(WEFT__SWITCH_YIELD);
+}
+
+void weft__worker_suspend_current(weft__switch_reason reason) {
+    weft__worker *w = weft__worker_current();
+    weft_task *t = w->current;
+    weft__fiber_before_switch(&t->fiber, &w->scheduler_fiber, false);
+    weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)reason);
+    /* Resumed, maybe on another worker: `w` is stale from here on. */
+    weft__fiber_after_switch(&t->fiber);
+}
+
+/* Called by the trampoline in the arch/ assembly if a context's entry function returns. */
+__attribute__((visibility("hidden"), noreturn)) void weft__context_entry_returned(void);
+void weft__context_entry_returned(void) {
+    static const char msg[] = "weft: a task's entry function returned; aborting\n";
+    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    (void)r;
+    abort();
+}
+
+static void init_scheduler_fiber(weft__worker *w) {
+    void *bottom = NULL;
+    size_t size = 0;
+#if defined(WEFT__ASAN)
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &bottom, &size);
+        pthread_attr_destroy(&attr);
+    }
+#endif
+    weft__fiber_init_thread(&w->scheduler_fiber, bottom, size);
+}
+
+void *weft__worker_main(void *arg) {
+    weft__worker *w = arg;
+    weft_runtime *rt = w->runtime;
+    this_worker = w;
+    /* Timer slack: the kernel may delay a timed futex wait by the thread's slack (50 us
+     * by default) to batch wake-ups; sleeps must not be late by more than needed. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    init_scheduler_fiber(w);
+    w->signal_stack = weft__fault_thread_init();
+    for (;;) {
+        w->driver->ops->fire_due(w->driver);
+        weft_task *t = next_local(w);
+        if (!t) {
+            if (!w->searching)
+                w->searching = weft__idle_begin_searching(&rt->idle);
+            if (w->searching && !(t = steal(w)))
+                t = search_a_while(w);
+        }
+        if (t) {
+            /* Found work, however: stop counting as a searcher (a woken worker starts
+             * as one, and may find its work in the injection queue), and if we were the
+             * last, hand searching on so the rest of the work is found too. */
+            if (w->searching) {
+                w->searching = false;
+                if (weft__idle_end_searching(&rt->idle))
+                    notify_one(rt);
+            }
+            run(w, t);
+            continue;
+        }
+        /* Acquire: pairs with weft_runtime_destroy's release store. */
+        if (weft__atomic_load_acquire(&rt->stopping))
+            break;
+        park(w);
+    }
+    weft__stack_cache_drain_owner(&rt->stacks, &w->stacks);
+    weft__fault_thread_exit(w->signal_stack);
+    w->signal_stack = NULL;
+    this_worker = NULL;
+    return NULL;
+}
