@@ -84,7 +84,9 @@ static uint64_t label_hash(const char *label) {
     return h;
 }
 
-void weft__chaos_point(uint64_t seed, const char *label) {
+/* The calling thread's generator for chaos points, seeded on first use and whenever the
+ * seed changes, mixed with the label. */
+static weft__chaos point_generator(uint64_t seed, const char *label) {
     if (point_rng.seed != seed || point_rng.state == 0) {
         weft__chaos c;
         unsigned thread = (unsigned)weft__atomic_fetch_add_relaxed(&point_threads, 1);
@@ -95,13 +97,19 @@ void weft__chaos_point(uint64_t seed, const char *label) {
     weft__chaos c = {point_rng.state ^ label_hash(label)};
     if (c.state == 0)
         c.state = 1;
+    return c;
+}
+
+void weft__chaos_point(uint64_t seed, const char *label) {
+    weft__chaos c = point_generator(seed, label);
     /* The odds, per point: 1 in 32 spins (up to ~5 us), 1 in 4096 yields the CPU, 1 in
      * 4096 sleeps (up to 50 us). Points sit on every join, completion, park and timer,
      * so they run millions of times a stress round: a first version's 1 in 64 yields and
      * sleeps made stress_storm under chaos 30 times slower (4 s -> over 200 s) on a
      * loaded 2-core machine, where sched_yield gives up a whole time slice. Rare long
      * delays still land in every window over a round; frequent short spins do most of
-     * the widening. */
+     * the widening. Windows the other side crosses by a long path get
+     * weft__chaos_point_long. */
     uint64_t draw = weft__chaos_below(&c, 4096);
     if (draw < 128) { /* 1 in 32: spin */
         spin_ns(weft__chaos_below(&c, 5000));
@@ -112,4 +120,19 @@ void weft__chaos_point(uint64_t seed, const char *label) {
         nanosleep(&ts, NULL);
     }
     point_rng.state = c.state;
+}
+
+void weft__chaos_point_long(uint64_t seed, const char *label) {
+    weft__chaos c = point_generator(seed, label);
+    /* 1 in 64: sleep up to 200 us, long enough for another thread to run a task to its
+     * end, return from block_on and destroy a runtime (the use-after-free that JOIN-C4's
+     * pin prevents was found with this, and not with 50 us sleeps at 1 in 4096). */
+    if (weft__chaos_below(&c, 64) == 0) {
+        struct timespec ts = {0, (long)weft__chaos_below(&c, 200000)};
+        nanosleep(&ts, NULL);
+        point_rng.state = c.state;
+        return;
+    }
+    point_rng.state = c.state;
+    weft__chaos_point(seed, label);
 }

@@ -93,6 +93,13 @@ void weft__chaos_delay(weft__chaos *c);
  * thread do not fall into lockstep. Any thread; never blocks for long; takes no lock. */
 void weft__chaos_point(uint64_t seed, const char *label);
 
+/* A chaos point before a window that the other side crosses by a long path, not a few
+ * instructions: after a last touch, before a call that still uses something the other
+ * side may now free (the completer's wake of another runtime's idle worker, JOIN-C4,
+ * while that joiner runs on, returns and its runtime is destroyed). 1 in 64 sleeps up to
+ * 200 us there; otherwise as weft__chaos_point. */
+void weft__chaos_point_long(uint64_t seed, const char *label);
+
 #if defined(WEFT__CHAOS_POINTS)
 /* `seed_expression` is evaluated only in builds with chaos points (usually
  * rt->chaos_seed). */
@@ -102,8 +109,15 @@ void weft__chaos_point(uint64_t seed, const char *label);
         if (__builtin_expect(weft__chaos_seed_ != 0, 0))                                           \
             weft__chaos_point(weft__chaos_seed_, label);                                           \
     } while (0)
+#define WEFT__CHAOS_POINT_LONG(seed_expression, label)                                             \
+    do {                                                                                           \
+        uint64_t weft__chaos_seed_ = (seed_expression);                                            \
+        if (__builtin_expect(weft__chaos_seed_ != 0, 0))                                           \
+            weft__chaos_point_long(weft__chaos_seed_, label);                                      \
+    } while (0)
 #else
-#define WEFT__CHAOS_POINT(seed_expression, label) ((void)0)
+#define WEFT__CHAOS_POINT(seed_expression, label)      ((void)0)
+#define WEFT__CHAOS_POINT_LONG(seed_expression, label) ((void)0)
 #endif
 
 #endif /* WEFT__BASE_CHAOS_H */

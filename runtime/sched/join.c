@@ -133,7 +133,7 @@ void weft__task_complete(weft__worker *w, weft_task *t) {
         weft__futex_wake(&waiter->done, 1);
     if (!scheduled)
         return;
-    WEFT__CHAOS_POINT(chaos, "JOIN-C4");
+    WEFT__CHAOS_POINT_LONG(chaos, "JOIN-C4");
     weft__worker_notify(scheduled);
     if (scheduled != rt) /* pinned above */
         weft__runtime_foreign_leave(scheduled);
