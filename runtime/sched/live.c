@@ -92,19 +92,12 @@ void weft__runtime_foreign_leave(weft_runtime *rt) {
     weft__atomic_fetch_add_release(&rt->foreign_calls, (AO_t)-1);
 }
 
-bool weft__runtime_enter_if_foreign(weft_runtime *rt) {
-    weft__worker *w = weft__worker_current();
-    if (w && w->runtime == rt)
-        return false; /* one of rt's own threads: destroy joins it (RT-D3) first */
-    weft__runtime_foreign_enter(rt);
-    return true;
-}
 
 /* (RT-S1, RT-S2) Counts a task about to be spawned on rt by worker w (NULL: a thread
  * that is not one of rt's workers; is_ours: w runs a task of rt). 0, or EAGAIN
  * (max_tasks reached), ESHUTDOWN (destroy has begun and the caller is not one of rt's
  * tasks). */
-int weft__runtime_count_spawn(weft_runtime *rt, weft__worker *w, bool is_ours) {
+int weft__runtime_count_spawn_slow(weft_runtime *rt, weft__worker *w, bool is_ours) {
     if (is_ours && rt->live_batch) {
         if (!take_live_credit(rt, w))
             return EAGAIN;
