@@ -66,8 +66,7 @@
  * RT-D4) in JOIN-C3, before JOIN-C4, and unpins it after the wake.
  *
  * Chaos points (chaos.h) sit between the steps above: a seeded chaos run widens each
- * window from a few instructions to microseconds.
- *
+ * window from a few instructions to microseconds (JOIN-C4's to up to 200 us).
  */
 #include "sched/runtime.h"
 
@@ -112,8 +111,8 @@ void weft__task_complete(weft__worker *w, weft_task *t) {
         /* Release: pairs with the foreign joiner's acquire load of `done`. */
         weft__atomic_u32_store_release(&waiter->done, 1);
     } else { /* a task */
-        /* The scheduler's wake function: queues j if it had parked (on j's runtime,
-         * not t's: a join may cross runtimes). */
+        /* The scheduler's wake function: queues the joiner if it had parked (on its
+         * runtime, not t's: a join may cross runtimes), without waking a worker yet. */
         scheduled = weft__worker_wake_quiet((weft_task *)joiner);
         /* Pin a runtime other than ours (RT-D4): after JOIN-C4 the joiner may run on,
          * return, and its runtime be destroyed, before the notify below. */
@@ -123,7 +122,7 @@ void weft__task_complete(weft__worker *w, weft_task *t) {
     WEFT__CHAOS_POINT(chaos, "JOIN-C3");
     /* (JOIN-C4) Full: our last touch of t (and of the joiner's object); pairs with JOIN-J5's
      * acquire. It comes before any system call, so that JOIN-J5 waits for a few
-     * instructions only: the caller wakes an idle worker after we return. */
+     * instructions only: the futex wake and the idle worker's wake-up come after it. */
     weft__atomic_fetch_add_full(&t->state, WEFT__TASK_WAKE_DONE);
     /* The foreign joiner may have returned by now and its stack frame (the futex
      * word) gone: a FUTEX_WAKE names an address and touches no memory, and at worst
