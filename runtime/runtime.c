@@ -25,22 +25,22 @@
  * workers is counted in `foreign_calls` for its whole length: spawn, join, detach,
  * block_on, timer create, arm, cancel and destroy, statistics, and a completer on
  * another runtime's worker that still has to wake one of rt's idle workers after its
- * joiner may have run on (sched/join.c, JOIN-C4). The count begins a few instructions
- * into the call (after it has read rt from its argument): a call that has not got that
- * far when D4 reads 0 is not waited for, which is why weft.h asks that such calls
- * begin while a task of rt is still alive. A foreign spawner that backs out in RT-S2 runs RT-F1 and
- * RT-F2 itself, and RT-F1 may be what lets the destroyer past RT-D2: without RT-D4 its RT-F2 (or a
- * detach's free into a pool, a timer cancel's revoke, another runtime's wake) would touch freed
- * memory. A call that begins after RT-D4 has seen 0 uses rt after destroy, which is the
- * caller's bug, as any use after destroy returns. rt's own workers need no count: RT-D3
- * joins them before anything is freed.
+ * joiner may have run on (sched/join.c, JOIN-C4). A foreign spawner that backs out in
+ * S2 runs F1 and F2 itself, and F1 may be what lets the destroyer past D2: without D4
+ * its F2 (or a detach's free into a pool, a timer cancel's revoke, another runtime's
+ * wake) would touch freed memory. The count begins a few instructions into the call
+ * (after it has read rt from its argument): a call that has not got that far when D4
+ * reads 0 is not waited for, which is why weft.h asks that such calls begin while a
+ * task of rt is still alive; one that begins after destroy returned is the caller's
+ * bug, as any use after destroy. rt's own workers need no count: D3 joins them before
+ * anything is freed.
  *
- * RT-S1/RT-D1 are RMWs on different words read back by RT-S2/RT-D2: either the spawner sees
+ * S1/D1 are RMWs on different words read back by S2/D2: either the spawner sees
  * shutting_down and backs out, or the destroyer sees its task counted and waits for
- * it. RT-F1/RT-F2 against RT-D1/RT-D2: either the finisher sees shutting_down and wakes the
- * destroyer, or the destroyer's read of live_tasks comes after RT-F1 and sees 0. Tasks
- * spawned by tasks need no check: while one runs, live_tasks > 0.
- *
+ * it. F1/F2 against D1/D2: either the finisher sees shutting_down and wakes the
+ * destroyer, or the destroyer's read of live_tasks comes after F1 and sees 0. Tasks
+ * spawned by tasks need no check: while one runs, live_tasks > 0. (D1..D4, S1, S2, F1
+ * and F2 in this comment are RT-D1..RT-F2.)
  */
 #include "sched/fault.h"
 #include "sched/runtime.h"

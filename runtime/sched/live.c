@@ -2,8 +2,9 @@
  * live.c: who is inside a runtime: its live tasks (counted with per-worker credits) and
  * the calls from other threads in flight (foreign calls). The shutdown protocol that
  * reads both is written out in runtime/runtime.c (RT-D1..D4); the steps here are its
- * other halves: RT-S1/RT-S2 (a spawn counts itself, then checks for shutdown), RT-F1/RT-F2 (a
- * finishing task uncounts itself, and wakes the destroyer if it was the last).
+ * other halves: RT-S1/RT-S2 (a spawn counts itself, then checks for shutdown) and
+ * RT-F1/RT-F2 (a finishing task uncounts itself, and wakes the destroyer if it was the
+ * last).
  *
  * Counting live tasks without a shared cache line on every spawn. live_tasks counts the
  * live tasks plus the credits workers hold: slots taken from it a batch (live_batch,
@@ -91,7 +92,6 @@ void weft__runtime_foreign_leave(weft_runtime *rt) {
     /* Release: the call's last touch of rt; pairs with the destroyer's acquire wait. */
     weft__atomic_fetch_add_release(&rt->foreign_calls, (AO_t)-1);
 }
-
 
 /* (RT-S1, RT-S2) Counts a task about to be spawned on rt by worker w (NULL: a thread
  * that is not one of rt's workers; is_ours: w runs a task of rt). 0, or EAGAIN
