@@ -518,6 +518,8 @@ Test(limits, address_space_exhausted) {
     setvbuf(stdout, NULL, _IOLBF, 0);
 #if defined(WEFT__ASAN) || defined(WEFT__TSAN)
     cr_skip_test("the sanitizer reserves terabytes of address space");
+#elif defined(WEFT_TEST_UNDER_EMULATOR)
+    cr_skip_test("under an emulator (qemu-user): RLIMIT_AS limits qemu's own reservations");
 #else
     if (RUNNING_ON_VALGRIND)
         cr_skip_test("under valgrind: it manages the address space itself");
