@@ -1,12 +1,20 @@
 # The library's sources, relative to the repository root, room by room (docs/
 # ARCHITECTURE.md): base, arch, sched, time, then the composition root. One list, read by
-# the root CMakeLists.txt; keep each room sorted.
+# the root CMakeLists.txt; keep each room sorted. The arch room holds one file per target:
+# the context switch for the processor being built for.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    set(WEFT_ARCH_SOURCE runtime/arch/x86_64_sysv_elf.S)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+    set(WEFT_ARCH_SOURCE runtime/arch/aarch64_aapcs_elf.S)
+else()
+    message(FATAL_ERROR "runtime/sources.cmake: no context switch for '${CMAKE_SYSTEM_PROCESSOR}'")
+endif()
 set(WEFT_RUNTIME_SOURCES
     runtime/base/chaos.c
     runtime/base/futex_linux.c
     runtime/base/memory.c
     runtime/base/pool.c
-    runtime/arch/x86_64_sysv_elf.S
+    ${WEFT_ARCH_SOURCE}
     runtime/sched/deque.c
     runtime/sched/fault.c
     runtime/sched/idle.c

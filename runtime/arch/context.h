@@ -21,7 +21,8 @@
 typedef void *weft__context;
 
 /*
- * Saves the callee-saved registers, MXCSR and the x87 control word on the current stack,
+ * Saves the callee-saved registers and the floating-point control state (x86-64: MXCSR and
+ * the x87 control word; AArch64: FPCR) on the current stack,
  * stores the resulting stack pointer in *from, switches to the stack `to` and restores
  * its registers. Returns, in the resumed context, the `value` that the other side
  * passed: either as this function's return value (a context that suspended itself
@@ -33,15 +34,23 @@ void *weft__context_switch(weft__context *from, weft__context to, void *value);
 /*
  * Prepares a fresh stack whose highest usable address is `stack_top` (exclusive): the
  * first switch to the returned context calls entry(value) on that stack with the
- * ABI's alignment, with the MXCSR and x87 control word of the thread that called
- * weft__context_make (its control bits: the sticky exception flags start clear). `entry`
+ * ABI's alignment, with the floating-point control state of the thread that called
+ * weft__context_make (x86-64: MXCSR's control bits, the sticky exception flags start
+ * clear, and the x87 control word; AArch64: FPCR, which holds no sticky flags). `entry`
  * must never return: it ends by switching away for good.
  * If it returns anyway, the process aborts with a message.
  */
 weft__context weft__context_make(void *stack_top, void (*entry)(void *value));
 
 /* Bytes weft__context_make uses at the top of a fresh stack, below stack_top aligned
- * down to 16 (so up to 15 more when stack_top is not 16-byte aligned). */
+ * down to 16 (so up to 15 more when stack_top is not 16-byte aligned): the frame the
+ * .S file's opening comment lays out. */
+#if defined(__x86_64__)
 #define WEFT__CONTEXT_INITIAL_FRAME 64
+#elif defined(__aarch64__)
+#define WEFT__CONTEXT_INITIAL_FRAME 176
+#else
+#error "weft has a context switch for x86-64 and AArch64 only (runtime/arch/)"
+#endif
 
 #endif /* WEFT__ARCH_CONTEXT_H */

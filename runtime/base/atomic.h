@@ -21,6 +21,8 @@
 #ifndef WEFT__BASE_ATOMIC_H
 #define WEFT__BASE_ATOMIC_H
 
+#include "base/sanitizer.h"
+
 #include <atomic_ops.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -58,22 +60,31 @@ static inline AO_t weft__atomic_fetch_add_relaxed(weft__atomic_word *p, AO_t v) 
 static inline AO_t weft__atomic_load_full(weft__atomic_word *p) {
     return AO_fetch_and_add_full(p, 0);
 }
-/* A full memory barrier (a store-load fence) that touches no shared cache line: a
- * full-barrier read-modify-write of a thread-local word. It is used where the word read
- * next is hot and shared: a locked RMW of that word itself would be just as ordered, but
- * would pull its cache line exclusive on every call (a quarter of fib's time on two
- * workers). On x86-64, the only architecture weft builds for yet, the RMW is a `lock`ed
- * instruction, which orders every earlier store before every later load, whatever their
- * addresses: the "publish, then look" of a Dekker-style protocol. In the C11 model an RMW
- * of an unrelated word is not a fence; the word is thread-local rather than on the stack
- * so that a compiler cannot prove it private and drop the RMW. (The AArch64 port must
- * revisit this: there the protocols' release stores and acquire loads are ordered by
- * themselves, RCsc, but that argument belongs with the port.) ThreadSanitizer models no
- * fence; no data-race verdict depends on this, only the absence of lost wake-ups, which
- * the protocols' comments argue. Not AO_nop_full: gcc warns that TSan cannot see it. */
+/* A full memory barrier (a store-load fence) that touches no shared cache line. It is
+ * used where the word read next is hot and shared: a locked RMW of that word itself would
+ * be just as ordered, but would pull its cache line exclusive on every call (a quarter of
+ * fib's time on two workers).
+ * - x86-64: a full-barrier read-modify-write of a thread-local word. The RMW is a
+ *   `lock`ed instruction, which orders every earlier store before every later load,
+ *   whatever their addresses: the "publish, then look" of a Dekker-style protocol. In the
+ *   C11 model an RMW of an unrelated word is not a fence; the word is thread-local rather
+ *   than on the stack so that a compiler cannot prove it private and drop the RMW.
+ * - AArch64: that argument does not carry over. An RMW compiles to LDADDAL where the CPU
+ *   has LSE atomics, but to an LDAXR/STLXR loop without them (gcc's default armv8-a, or
+ *   -moutline-atomics on a pre-LSE core), and that loop orders an earlier store before a
+ *   later load only if the load is itself an acquire (STLXR then LDAR, RCsc): a plain
+ *   store before it and a relaxed load after it may still be reordered. So on AArch64 this
+ *   is a real fence, AO_nop_full (`dmb ish`), which costs no cache line either.
+ * ThreadSanitizer models no fence (and gcc's -Wtsan rejects one under TSan), so a TSan
+ * build keeps the RMW on every architecture; no data-race verdict depends on this, only
+ * the absence of lost wake-ups, which the protocols' comments argue. */
 static inline void weft__atomic_fence_full(void) {
+#if defined(__aarch64__) && !defined(WEFT__TSAN)
+    AO_nop_full();
+#else
     static _Thread_local weft__atomic_word fence_word;
     (void)AO_fetch_and_add_full(&fence_word, 0);
+#endif
 }
 /* Returns the value seen; the swap happened when that equals `expected`. */
 static inline AO_t weft__atomic_cas_full(weft__atomic_word *p, AO_t expected, AO_t desired) {

@@ -2,8 +2,9 @@
  * test_context.c: the raw stack switch (runtime/arch/context.h and its .S) on stacks this
  * file maps itself, without the scheduler: values cross a switch in both directions; the
  * first switch enters the entry function with its argument on a stack aligned as the
- * ABI requires; make writes only where it says; the MXCSR and x87 control word are
- * per-context and a fresh context inherits its creator's; the callee-saved registers
+ * ABI requires; make writes only where it says; the floating-point control state (x86-64:
+ * MXCSR and the x87 control word; AArch64: FPCR) is per-context and a fresh context
+ * inherits its creator's; the callee-saved registers
  * survive a switch (checked register by register from assembly, and through compiled
  * code with many live values); a deep recursion on a task stack, suspended at its
  * deepest, comes back intact; and an entry function that returns aborts the process.
@@ -24,7 +25,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__x86_64__)
 #include <xmmintrin.h>
+#endif
 
 #define STACK_SIZE ((size_t)256 << 10)
 
@@ -217,13 +220,16 @@ Test(context, values_cross_switches_both_ways) {
 
 /* ---- (b) entry, argument and alignment ---------------------------------------------------- */
 
-/* The entry is an assembly stub that records %rsp at its first instruction and jumps (not
- * calls) to the C part, which therefore starts with the same stack. The psABI requires
- * (%rsp + 8) % 16 == 0 at a function's entry. */
+/* The entry is an assembly stub that records the stack pointer at its first instruction
+ * and jumps (not calls) to the C part, which therefore starts with the same stack. The
+ * x86-64 psABI requires (%rsp + 8) % 16 == 0 at a function's entry (ENTRY_SP_BIAS 8);
+ * AAPCS64 requires sp % 16 == 0 at every public interface (ENTRY_SP_BIAS 0). */
 void test_align_probe_entry(void *value);
 void test_align_probe_c(void *value);
 uintptr_t test_align_probe_rsp;
 
+#if defined(__x86_64__)
+#define ENTRY_SP_BIAS 8
 __asm__(".text\n"
         ".globl test_align_probe_entry\n"
         ".hidden test_align_probe_entry\n"
@@ -234,6 +240,21 @@ __asm__(".text\n"
         "    movq %rsp, test_align_probe_rsp(%rip)\n"
         "    jmp test_align_probe_c\n"
         ".size test_align_probe_entry, .-test_align_probe_entry\n");
+#elif defined(__aarch64__)
+#define ENTRY_SP_BIAS 0
+__asm__(".text\n"
+        ".globl test_align_probe_entry\n"
+        ".hidden test_align_probe_entry\n"
+        ".type test_align_probe_entry, %function\n"
+        ".p2align 4\n"
+        "test_align_probe_entry:\n"
+        "    bti c\n" /* reached by the trampoline's blr */
+        "    mov x9, sp\n"
+        "    adrp x10, test_align_probe_rsp\n"
+        "    str x9, [x10, #:lo12:test_align_probe_rsp]\n"
+        "    b test_align_probe_c\n"
+        ".size test_align_probe_entry, .-test_align_probe_entry\n");
+#endif
 
 typedef struct align_probe {
     tctx c;
@@ -298,11 +319,14 @@ Test(context, entry_gets_value_on_an_aligned_stack) {
         cr_assert_eq(p.entries, 1);
         cr_assert_eq(p.value_seen, &p, "offset %zu: entry got %p, expected %p", offsets[k],
                      p.value_seen, (void *)&p);
-        cr_assert_eq((p.entry_rsp + 8) % 16, 0, "offset %zu: %%rsp = %#zx at the entry", offsets[k],
+        cr_assert_eq((p.entry_rsp + ENTRY_SP_BIAS) % 16, 0, "offset %zu: sp = %#zx at the entry",
+                     offsets[k],
                      (size_t)p.entry_rsp);
-        /* The entry starts within make's frame, below top: on the stack it was given. */
-        cr_assert(p.entry_rsp >= frame_low && p.entry_rsp < (uintptr_t)top,
-                  "offset %zu: %%rsp = %#zx at the entry, top %p", offsets[k], (size_t)p.entry_rsp,
+        /* The entry starts within make's frame, below top: on the stack it was given
+         * (x86-64: a return address below the aligned top; AArch64: sp at the aligned
+         * top itself, as nothing is pushed by a call there). */
+        cr_assert(p.entry_rsp >= frame_low && p.entry_rsp + ENTRY_SP_BIAS <= (uintptr_t)top,
+                  "offset %zu: sp = %#zx at the entry, top %p", offsets[k], (size_t)p.entry_rsp,
                   (void *)top);
         cr_assert(on_stack(&p.c, p.frame) && p.frame < (uintptr_t)top, "offset %zu: frame %#zx",
                   offsets[k], (size_t)p.frame);
@@ -314,36 +338,73 @@ Test(context, entry_gets_value_on_an_aligned_stack) {
 
 /* ---- (c) floating-point control state ---------------------------------------------------- */
 
-static unsigned get_mxcsr(void) {
-    return _mm_getcsr();
+/* The state under test, as two words: ctl (x86-64: MXCSR's control bits; AArch64:
+ * FPCR) and ctl2 (x86-64: the x87 control word; AArch64: none, always 0). */
+#if defined(__x86_64__)
+/* MXCSR: exceptions masked (0x1f80) plus rounding (bits 13-14) and flush-to-zero (15).
+ * x87 control word: exceptions masked (0x7f) plus precision (bits 8-9), rounding (10-11).
+ * Only MXCSR's control bits count: its low six bits are sticky exception flags, which any
+ * inexact division sets (the psABI makes them caller-saved; the switch carries them along
+ * with the rest of the register, but they are not this test's business). */
+#define CTL_NAME      "MXCSR"
+#define CTL2_NAME     "x87 CW"
+#define MXCSR_CONTROL 0xffc0u
+static unsigned get_ctl(void) {
+    return _mm_getcsr() & MXCSR_CONTROL;
 }
-static void set_mxcsr(unsigned v) {
+static void set_ctl(unsigned v) {
     _mm_setcsr(v);
 }
-static unsigned short get_x87cw(void) {
+static unsigned get_ctl2(void) {
     unsigned short cw;
     __asm__ volatile("fnstcw %0" : "=m"(cw));
     return cw;
 }
-static void set_x87cw(unsigned short cw) {
+static void set_ctl2(unsigned v) {
+    unsigned short cw = (unsigned short)v;
     __asm__ volatile("fldcw %0" : : "m"(cw));
 }
-
-/* MXCSR: exceptions masked (0x1f80) plus rounding (bits 13-14) and flush-to-zero (15).
- * x87 control word: exceptions masked (0x7f) plus precision (bits 8-9), rounding (10-11). */
-#define MXCSR_DEFAULT 0x1f80u
-#define X87CW_DEFAULT 0x037fu
-#define MXCSR_A       (MXCSR_DEFAULT | 0x4000u)              /* round up */
-#define X87CW_A       ((X87CW_DEFAULT & ~0x0f00u) | 0x0800u) /* round up, single precision */
-#define MXCSR_B       (MXCSR_DEFAULT | 0x2000u | 0x8000u)    /* round down, FTZ */
-#define X87CW_B       ((X87CW_DEFAULT & ~0x0f00u) | 0x0600u) /* round down, double precision */
-#define MXCSR_C       (MXCSR_DEFAULT | 0x6000u)              /* toward zero */
-#define X87CW_C       ((X87CW_DEFAULT & ~0x0f00u) | 0x0c00u) /* toward zero, single */
+#define CTL_DEFAULT  0x1f80u
+#define CTL2_DEFAULT 0x037fu
+#define CTL_A        (CTL_DEFAULT | 0x4000u)                /* round up */
+#define CTL2_A       ((CTL2_DEFAULT & ~0x0f00u) | 0x0800u)  /* round up, single precision */
+#define CTL_B        (CTL_DEFAULT | 0x2000u | 0x8000u)      /* round down, FTZ */
+#define CTL2_B       ((CTL2_DEFAULT & ~0x0f00u) | 0x0600u)  /* round down, double precision */
+#define CTL_C        (CTL_DEFAULT | 0x6000u)                /* toward zero */
+#define CTL2_C       ((CTL2_DEFAULT & ~0x0f00u) | 0x0c00u)  /* toward zero, single */
+#elif defined(__aarch64__)
+/* FPCR: RMode in bits 22-23 (0 nearest, 1 toward +inf, 2 toward -inf, 3 toward zero),
+ * FZ in bit 24; Linux starts threads with FPCR = 0. The sticky flags live in FPSR, which
+ * AAPCS64 does not preserve and this test does not look at. */
+#define CTL_NAME "FPCR"
+#define CTL2_NAME "(none)"
+static unsigned get_ctl(void) {
+    uint64_t v;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+    return (unsigned)v;
+}
+static void set_ctl(unsigned v) {
+    __asm__ volatile("msr fpcr, %0" : : "r"((uint64_t)v));
+}
+static unsigned get_ctl2(void) {
+    return 0;
+}
+static void set_ctl2(unsigned v) {
+    (void)v;
+}
+#define CTL_DEFAULT  0u
+#define CTL2_DEFAULT 0u
+#define CTL_A        (1u << 22)               /* round up */
+#define CTL2_A       0u
+#define CTL_B        ((2u << 22) | (1u << 24)) /* round down, flush to zero */
+#define CTL2_B       0u
+#define CTL_C        (3u << 22)               /* toward zero */
+#define CTL2_C       0u
+#endif
 #define FP_ROUNDS     10000u
 
 typedef struct fpstate {
-    unsigned mxcsr;
-    unsigned short cw;
+    unsigned ctl, ctl2;
 } fpstate;
 
 typedef struct fp_test {
@@ -355,48 +416,43 @@ typedef struct fp_test {
     tctx grandchild;
 } fp_test;
 
-/* The control bits only: MXCSR's low six bits are sticky exception flags, which any
- * inexact division sets (the psABI makes them caller-saved; the switch carries them along
- * with the rest of the register, but they are not this test's business). */
-#define MXCSR_CONTROL 0xffc0u
-
 static fpstate fp_now(void) {
-    return (fpstate){get_mxcsr() & MXCSR_CONTROL, get_x87cw()};
+    return (fpstate){get_ctl(), get_ctl2()};
 }
 
-/* 1/3 in the current SSE rounding mode. */
+/* 1/3 in the current rounding mode (SSE's or FPCR's). */
 __attribute__((noinline)) static double third(void) {
     volatile double one = 1.0, three = 3.0;
     return one / three;
 }
 
-static void fp_body(tctx *c, unsigned mxcsr, unsigned short cw, unsigned *bad, fpstate *bad_seen,
+static void fp_body(tctx *c, unsigned ctl, unsigned ctl2, unsigned *bad, fpstate *bad_seen,
                     double *third_out) {
-    set_mxcsr(mxcsr);
-    set_x87cw(cw);
+    set_ctl(ctl);
+    set_ctl2(ctl2);
     *third_out = third();
     for (unsigned i = 0; i < FP_ROUNDS; i++) {
         (void)suspend(c, c);
         fpstate s = fp_now();
-        if (s.mxcsr != mxcsr || s.cw != cw) {
+        if (s.ctl != ctl || s.ctl2 != ctl2) {
             if (!(*bad)++)
                 *bad_seen = s;
         }
         /* Scramble the registers' state; the switch must put ours back. */
-        set_mxcsr(MXCSR_DEFAULT);
-        set_x87cw(X87CW_DEFAULT);
-        set_mxcsr(mxcsr);
-        set_x87cw(cw);
+        set_ctl(CTL_DEFAULT);
+        set_ctl2(CTL2_DEFAULT);
+        set_ctl(ctl);
+        set_ctl2(ctl2);
     }
 }
 
 static void fp_a(tctx *c) {
     fp_test *t = c->arg;
-    fp_body(c, MXCSR_A, X87CW_A, &t->a_bad, &t->a_bad_seen, &t->a_third);
+    fp_body(c, CTL_A, CTL2_A, &t->a_bad, &t->a_bad_seen, &t->a_third);
 }
 static void fp_b(tctx *c) {
     fp_test *t = c->arg;
-    fp_body(c, MXCSR_B, X87CW_B, &t->b_bad, &t->b_bad_seen, &t->b_third);
+    fp_body(c, CTL_B, CTL2_B, &t->b_bad, &t->b_bad_seen, &t->b_third);
 }
 
 static void fp_grandchild(tctx *c) {
@@ -404,23 +460,23 @@ static void fp_grandchild(tctx *c) {
     t->grandchild_initial = fp_now();
 }
 
-/* Records the state it starts with, then makes a context of its own under MXCSR_B. */
+/* Records the state it starts with, then makes a context of its own under CTL_B. */
 static void fp_child(tctx *c) {
     fp_test *t = c->arg;
     t->child_initial = fp_now();
-    set_mxcsr(MXCSR_B);
-    set_x87cw(X87CW_B);
+    set_ctl(CTL_B);
+    set_ctl2(CTL2_B);
     ctx_make(&t->grandchild, fp_grandchild, t);
-    set_mxcsr(MXCSR_DEFAULT);
-    set_x87cw(X87CW_DEFAULT);
+    set_ctl(CTL_DEFAULT);
+    set_ctl2(CTL2_DEFAULT);
 }
 
 Test(context, fp_control_state_is_per_context) {
     main_fiber_init();
     static fp_test t;
     memset(&t, 0, sizeof t);
-    set_mxcsr(MXCSR_DEFAULT);
-    set_x87cw(X87CW_DEFAULT);
+    set_ctl(CTL_DEFAULT);
+    set_ctl2(CTL2_DEFAULT);
     ctx_make(&t.a, fp_a, &t);
     ctx_make(&t.b, fp_b, &t);
     double main_third = third();
@@ -429,20 +485,20 @@ Test(context, fp_control_state_is_per_context) {
     for (unsigned i = 0; i <= FP_ROUNDS; i++) {
         resume(&t.a, &t.a);
         fpstate s = fp_now();
-        if ((s.mxcsr != MXCSR_DEFAULT || s.cw != X87CW_DEFAULT) && !main_bad++)
+        if ((s.ctl != CTL_DEFAULT || s.ctl2 != CTL2_DEFAULT) && !main_bad++)
             main_bad_seen = s;
         resume(&t.b, &t.b);
         s = fp_now();
-        if ((s.mxcsr != MXCSR_DEFAULT || s.cw != X87CW_DEFAULT) && !main_bad++)
+        if ((s.ctl != CTL_DEFAULT || s.ctl2 != CTL2_DEFAULT) && !main_bad++)
             main_bad_seen = s;
     }
     /* Each resume above that was A's or B's last ran its body to the end: they exited. */
-    cr_assert_eq(main_bad, 0, "main saw MXCSR %#x, x87 CW %#x", main_bad_seen.mxcsr,
-                 main_bad_seen.cw);
-    cr_assert_eq(t.a_bad, 0, "A (MXCSR %#x, CW %#x) saw %u times, first MXCSR %#x, CW %#x", MXCSR_A,
-                 X87CW_A, t.a_bad, t.a_bad_seen.mxcsr, t.a_bad_seen.cw);
-    cr_assert_eq(t.b_bad, 0, "B (MXCSR %#x, CW %#x) saw %u times, first MXCSR %#x, CW %#x", MXCSR_B,
-                 X87CW_B, t.b_bad, t.b_bad_seen.mxcsr, t.b_bad_seen.cw);
+    cr_assert_eq(main_bad, 0, "main saw " CTL_NAME " %#x, " CTL2_NAME " %#x", main_bad_seen.ctl,
+                 main_bad_seen.ctl2);
+    cr_assert_eq(t.a_bad, 0, "A (%#x, %#x) saw %u times, first " CTL_NAME " %#x, " CTL2_NAME " %#x", CTL_A,
+                 CTL2_A, t.a_bad, t.a_bad_seen.ctl, t.a_bad_seen.ctl2);
+    cr_assert_eq(t.b_bad, 0, "B (%#x, %#x) saw %u times, first " CTL_NAME " %#x, " CTL2_NAME " %#x", CTL_B,
+                 CTL2_B, t.b_bad, t.b_bad_seen.ctl, t.b_bad_seen.ctl2);
     /* The modes were really in force, not just stored: 1/3 rounded up is one ulp above
      * 1/3 rounded down, and the nearest is one of the two. */
     cr_assert_gt(t.a_third, t.b_third, "1/3 rounded up %a, down %a", t.a_third, t.b_third);
@@ -452,23 +508,24 @@ Test(context, fp_control_state_is_per_context) {
 
     /* Inheritance: a context starts with its creator's state at make time, whatever the
      * creator does afterwards. */
-    set_mxcsr(MXCSR_C);
-    set_x87cw(X87CW_C);
+    set_ctl(CTL_C);
+    set_ctl2(CTL2_C);
     ctx_make(&t.child, fp_child, &t);
-    set_mxcsr(MXCSR_DEFAULT);
-    set_x87cw(X87CW_DEFAULT);
+    set_ctl(CTL_DEFAULT);
+    set_ctl2(CTL2_DEFAULT);
     finish(&t.child, &t.child);
-    cr_assert_eq(t.child_initial.mxcsr, MXCSR_C, "child started with MXCSR %#x",
-                 t.child_initial.mxcsr);
-    cr_assert_eq(t.child_initial.cw, X87CW_C, "child started with x87 CW %#x", t.child_initial.cw);
+    cr_assert_eq(t.child_initial.ctl, CTL_C, "child started with " CTL_NAME " %#x",
+                 t.child_initial.ctl);
+    cr_assert_eq(t.child_initial.ctl2, CTL2_C, "child started with " CTL2_NAME " %#x",
+                 t.child_initial.ctl2);
     /* A context made on a context's stack inherits that context's state. */
     finish(&t.grandchild, &t.grandchild);
-    cr_assert_eq(t.grandchild_initial.mxcsr, MXCSR_B, "grandchild started with MXCSR %#x",
-                 t.grandchild_initial.mxcsr);
-    cr_assert_eq(t.grandchild_initial.cw, X87CW_B, "grandchild started with x87 CW %#x",
-                 t.grandchild_initial.cw);
-    cr_assert_eq(get_mxcsr() & MXCSR_CONTROL, MXCSR_DEFAULT);
-    cr_assert_eq(get_x87cw(), X87CW_DEFAULT);
+    cr_assert_eq(t.grandchild_initial.ctl, CTL_B, "grandchild started with " CTL_NAME " %#x",
+                 t.grandchild_initial.ctl);
+    cr_assert_eq(t.grandchild_initial.ctl2, CTL2_B, "grandchild started with " CTL2_NAME " %#x",
+                 t.grandchild_initial.ctl2);
+    cr_assert_eq(get_ctl(), CTL_DEFAULT);
+    cr_assert_eq(get_ctl2(), CTL2_DEFAULT);
     stack_free(&t.child);
     stack_free(&t.grandchild);
 }
@@ -476,12 +533,24 @@ Test(context, fp_control_state_is_per_context) {
 /* ---- (d) callee-saved registers ------------------------------------------------------------ */
 
 /* void *test_regs_switch(weft__context *from, weft__context to, void *value,
- *                        uint64_t out[6], uint64_t seed)
- * Sets rbx, rbp, r12-r15 to seed+1 .. seed+6, calls weft__context_switch(from, to, value)
- * and, once resumed, stores the six registers in out[] as they came back (restoring the
- * caller's own before it returns). No C code runs between setting and reading them. */
-void *test_regs_switch(weft__context *from, weft__context to, void *value, uint64_t out[6],
+ *                        uint64_t out[NREGS], uint64_t seed)
+ * Sets every callee-saved register (x86-64: rbx, rbp, r12-r15; AArch64: x19-x29 and
+ * d8-d15) to seed+1 .. seed+NREGS, calls weft__context_switch(from, to, value) and, once
+ * resumed, stores the registers in out[] as they came back (restoring the caller's own
+ * before it returns). No C code runs between setting and reading them. */
+#if defined(__x86_64__)
+#define NREGS 6
+static const char *const reg_names[NREGS] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
+#elif defined(__aarch64__)
+#define NREGS 19
+static const char *const reg_names[NREGS] = {"x19", "x20", "x21", "x22", "x23", "x24", "x25",
+                                             "x26", "x27", "x28", "x29", "d8",  "d9",  "d10",
+                                             "d11", "d12", "d13", "d14", "d15"};
+#endif
+void *test_regs_switch(weft__context *from, weft__context to, void *value, uint64_t out[NREGS],
                        uint64_t seed);
+
+#if defined(__x86_64__)
 
 __asm__(".text\n"
         ".globl test_regs_switch\n"
@@ -547,9 +616,92 @@ __asm__(".text\n"
         "    .cfi_endproc\n"
         ".size test_regs_switch, .-test_regs_switch\n");
 
+#elif defined(__aarch64__)
+/* x0 from, x1 to, x2 value, x3 out, x4 seed. Frame: x29/x30 at 0, x19-x28 at 16-95,
+ * d8-d15 at 96-159, out at 160. */
+__asm__(".text\n"
+        ".globl test_regs_switch\n"
+        ".hidden test_regs_switch\n"
+        ".type test_regs_switch, %function\n"
+        ".p2align 4\n"
+        "test_regs_switch:\n"
+        "    .cfi_startproc\n"
+        "    bti c\n"
+        "    stp x29, x30, [sp, #-176]!\n"
+        "    .cfi_def_cfa_offset 176\n"
+        "    .cfi_offset x29, -176\n"
+        "    .cfi_offset x30, -168\n"
+        "    stp x19, x20, [sp, #16]\n"
+        "    stp x21, x22, [sp, #32]\n"
+        "    stp x23, x24, [sp, #48]\n"
+        "    stp x25, x26, [sp, #64]\n"
+        "    stp x27, x28, [sp, #80]\n"
+        "    stp d8, d9, [sp, #96]\n"
+        "    stp d10, d11, [sp, #112]\n"
+        "    stp d12, d13, [sp, #128]\n"
+        "    stp d14, d15, [sp, #144]\n"
+        "    str x3, [sp, #160]\n"
+        "    add x19, x4, #1\n"
+        "    add x20, x4, #2\n"
+        "    add x21, x4, #3\n"
+        "    add x22, x4, #4\n"
+        "    add x23, x4, #5\n"
+        "    add x24, x4, #6\n"
+        "    add x25, x4, #7\n"
+        "    add x26, x4, #8\n"
+        "    add x27, x4, #9\n"
+        "    add x28, x4, #10\n"
+        "    add x29, x4, #11\n"
+        "    add x9, x4, #12\n"
+        "    fmov d8, x9\n"
+        "    add x9, x4, #13\n"
+        "    fmov d9, x9\n"
+        "    add x9, x4, #14\n"
+        "    fmov d10, x9\n"
+        "    add x9, x4, #15\n"
+        "    fmov d11, x9\n"
+        "    add x9, x4, #16\n"
+        "    fmov d12, x9\n"
+        "    add x9, x4, #17\n"
+        "    fmov d13, x9\n"
+        "    add x9, x4, #18\n"
+        "    fmov d14, x9\n"
+        "    add x9, x4, #19\n"
+        "    fmov d15, x9\n"
+        "    bl weft__context_switch\n"
+        "    ldr x3, [sp, #160]\n"
+        "    stp x19, x20, [x3, #0]\n"
+        "    stp x21, x22, [x3, #16]\n"
+        "    stp x23, x24, [x3, #32]\n"
+        "    stp x25, x26, [x3, #48]\n"
+        "    stp x27, x28, [x3, #64]\n"
+        "    str x29, [x3, #80]\n"
+        "    stp d8, d9, [x3, #88]\n"
+        "    stp d10, d11, [x3, #104]\n"
+        "    stp d12, d13, [x3, #120]\n"
+        "    stp d14, d15, [x3, #136]\n"
+        "    ldp x19, x20, [sp, #16]\n"
+        "    ldp x21, x22, [sp, #32]\n"
+        "    ldp x23, x24, [sp, #48]\n"
+        "    ldp x25, x26, [sp, #64]\n"
+        "    ldp x27, x28, [sp, #80]\n"
+        "    ldp d8, d9, [sp, #96]\n"
+        "    ldp d10, d11, [sp, #112]\n"
+        "    ldp d12, d13, [sp, #128]\n"
+        "    ldp d14, d15, [sp, #144]\n"
+        "    ldp x29, x30, [sp], #176\n"
+        "    .cfi_def_cfa_offset 0\n"
+        "    .cfi_restore x29\n"
+        "    .cfi_restore x30\n"
+        "    ret\n"
+        "    .cfi_endproc\n"
+        ".size test_regs_switch, .-test_regs_switch\n");
+#endif
+
 #define REG_ROUNDS 1000u
 #define SEED_MAIN  0x1111000000000000u
 #define SEED_CTX   0x2222000000000000u
+#define SEED_STRIDE 32u /* > NREGS: no register value repeats from one round to the next */
 
 typedef struct regs_test {
     tctx c;
@@ -558,11 +710,9 @@ typedef struct regs_test {
     uint64_t bad_value;
 } regs_test;
 
-static const char *const reg_names[6] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
-
-/* Which register of out[] is not seed+1 .. seed+6; -1 if all are. */
-static int first_wrong(const uint64_t out[6], uint64_t seed) {
-    for (int k = 0; k < 6; k++)
+/* Which register of out[] is not seed+1 .. seed+NREGS; -1 if all are. */
+static int first_wrong(const uint64_t out[NREGS], uint64_t seed) {
+    for (int k = 0; k < NREGS; k++)
         if (out[k] != seed + (uint64_t)k + 1)
             return k;
     return -1;
@@ -571,8 +721,8 @@ static int first_wrong(const uint64_t out[6], uint64_t seed) {
 static void regs_body(tctx *c) {
     regs_test *t = c->arg;
     for (unsigned i = 0; i < REG_ROUNDS; i++) {
-        uint64_t out[6];
-        uint64_t seed = SEED_CTX + (uint64_t)i * 16;
+        uint64_t out[NREGS];
+        uint64_t seed = SEED_CTX + (uint64_t)i * SEED_STRIDE;
         weft__fiber_before_switch(&c->fiber, &main_fiber, false);
         test_regs_switch(&c->sp, main_sp, c, out, seed);
         weft__fiber_after_switch(&c->fiber);
@@ -592,8 +742,8 @@ Test(context, callee_saved_registers_survive_asm) {
     ctx_make(&t.c, regs_body, &t);
     cr_assert_eq(resume(&t.c, &t.c), &t.c); /* runs to its first test_regs_switch */
     for (unsigned i = 0; i < REG_ROUNDS; i++) {
-        uint64_t out[6];
-        uint64_t seed = SEED_MAIN + (uint64_t)i * 16;
+        uint64_t out[NREGS];
+        uint64_t seed = SEED_MAIN + (uint64_t)i * SEED_STRIDE;
         weft__fiber_before_switch(&main_fiber, &t.c.fiber, false);
         void *r = test_regs_switch(&main_sp, t.c.sp, &t.c, out, seed);
         weft__fiber_after_switch(&main_fiber);
@@ -606,12 +756,13 @@ Test(context, callee_saved_registers_survive_asm) {
     /* The last round resumed the context's last test_regs_switch; it has exited since. */
     cr_assert_eq(t.bad, 0, "context, round %u: %s = %#llx, expected %#llx", t.bad_round,
                  reg_names[t.bad_reg], (unsigned long long)t.bad_value,
-                 (unsigned long long)(SEED_CTX + (uint64_t)t.bad_round * 16 + t.bad_reg + 1));
+                 (unsigned long long)(SEED_CTX + (uint64_t)t.bad_round * SEED_STRIDE + t.bad_reg + 1));
     stack_free(&t.c);
 }
 
-/* Twelve interdependent accumulators live across every switch: more than the six
- * callee-saved registers, so the compiler keeps some there and spills the rest. */
+/* Twelve interdependent accumulators live across every switch: more than x86-64's six
+ * callee-saved registers (and than AArch64's ten x19-x28 once the loop's own values are
+ * counted), so the compiler keeps some there and spills the rest. */
 #define LIVE_ROUNDS 20000u
 
 typedef struct live_test {
