@@ -30,6 +30,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h> /* struct sockaddr, socklen_t (the I/O calls) */
+#include <sys/types.h>  /* ssize_t */
+#include <sys/uio.h>    /* struct iovec */
 
 #if defined(__GNUC__)
 #define WEFT_API __attribute__((visibility("default")))
@@ -76,6 +79,12 @@ typedef struct weft_config {
      * up again with the same seed. 0 = the seed in the environment variable WEFT_CHAOS
      * if set (announced once on stderr), else off. README.md, "Testing and stress". */
     uint64_t chaos_seed;
+    /* The blocking pool (weft_spawn_blocking): most threads it runs at once; 0 =
+     * WEFT_DEFAULT_BLOCKING_THREADS. At most WEFT_MAX_BLOCKING_THREADS. */
+    unsigned max_blocking_threads;
+    /* How long an idle pool thread waits for work before it exits, in ms; 0 =
+     * WEFT_DEFAULT_BLOCKING_KEEP_ALIVE_MS. */
+    unsigned blocking_keep_alive_ms;
 } weft_config;
 
 /* Inline joins (the default): weft_join of a task that has not started yet and is the
@@ -97,6 +106,9 @@ typedef struct weft_config {
 #define WEFT_MAX_STACK_SIZE     ((size_t)1 << 30)  /* 1 GiB */
 #define WEFT_DEFAULT_MAX_TASKS  ((size_t)1 << 18)  /* 262,144 */
 #define WEFT_MAX_MAX_TASKS      ((size_t)1 << 26)  /* 67,108,864 */
+#define WEFT_DEFAULT_BLOCKING_THREADS       512u   /* as Tokio's max_blocking_threads */
+#define WEFT_MAX_BLOCKING_THREADS           65536u
+#define WEFT_DEFAULT_BLOCKING_KEEP_ALIVE_MS 10000u /* as Tokio's thread_keep_alive */
 
 /*
  * Stacks. A task gets its stack when it first runs, not when it is spawned, from a
@@ -282,6 +294,120 @@ WEFT_API int weft_timer_cancel(weft_timer *timer);
  * Using the handle afterwards, destroying it twice included, is undefined (like free). */
 WEFT_API int weft_timer_destroy(weft_timer *timer);
 
+/* ---- I/O: sockets and pipes that park the task, not the worker ----------------------
+ *
+ * A task that reads a socket parks until data arrives; its worker runs other tasks
+ * meanwhile. One epoll instance per runtime, driven by the workers themselves (no I/O
+ * thread): an idle worker blocks in epoll_wait, busy workers look every 61 scheduling
+ * rounds, and readiness wakes the waiting task. docs/ARCHITECTURE.md, "I/O", has the
+ * model; README.md, "I/O", what parks and what still blocks a worker.
+ *
+ * Every call below takes a deadline (weft_now() time base; WEFT_FOREVER: none) and
+ * returns -ETIMEDOUT, never early, when it passes first; a deadline already past makes
+ * it a poll (one try, no wait). Inside a task a wait parks the task; on any other
+ * thread it blocks that thread in poll(2), so an application's own threads may use
+ * them too. A wait that fails has not happened: a read that times out read nothing.
+ *
+ * What weft does to an fd: sockets are read and written with MSG_DONTWAIT (and writes
+ * with MSG_NOSIGNAL: a peer that went away gives -EPIPE, never SIGPIPE), leaving the
+ * fd's flags alone; other fds (pipes, listening sockets, a socket being connected) are
+ * made O_NONBLOCK on first use. The first wait on an fd registers it with the runtime's
+ * epoll instance (edge-triggered); it stays registered until weft_fd_close.
+ *
+ * Closing. An fd weft has waited on should be closed with weft_fd_close: it wakes the
+ * tasks waiting on it (-ECANCELED). After a plain close(2) weft still never reports a
+ * readiness of the old fd to a new one that reuses the number, and waits on the new
+ * fd work; but a task still waiting on the closed fd is left to its deadline.
+ *
+ * Errors common to all: -EBADF (fd < 0, or not open), -ETIMEDOUT, -EINVAL (a NULL
+ * buffer with a non-zero length), -ENOMEM (no memory for the wait's timer), and the
+ * errno of the system call itself (-ECONNRESET, -EPIPE, ...), negated.
+ */
+#define WEFT_IN  1u /* readable, or the peer hung up, or an error is pending */
+#define WEFT_OUT 2u /* writable, or an error is pending */
+
+/* Waits until fd is ready for one of `events` (WEFT_IN | WEFT_OUT). Returns the ready
+ * subset (> 0), or -ETIMEDOUT, -EBADF, -EINVAL (events is 0 or has unknown bits),
+ * -EBUSY (another task already waits on this fd for the same event: one reader and one
+ * writer per fd at a time), -ECANCELED (weft_fd_close closed it meanwhile). Readiness
+ * is a hint, as with epoll: the read that follows may still find nothing (EAGAIN). */
+WEFT_API int weft_fd_wait(int fd, unsigned events, uint64_t deadline_ns);
+
+/* read(2) on fd, waiting for data: returns as soon as some bytes are there (fewer than
+ * len is normal), 0 at end of file, or a negative errno (-ETIMEDOUT and nothing read;
+ * -EBUSY, -ECANCELED as weft_fd_wait). */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, uint64_t deadline_ns);
+
+/* write(2) of all len bytes, waiting for room as often as needed. Returns len; or, when
+ * the deadline, a close or an error stops it after part was written, the bytes written
+ * so far (< len); or a negative errno when nothing was written. */
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, uint64_t deadline_ns);
+
+/* weft_write of several buffers in order (writev(2)), for a header and a body without a
+ * copy: all of them, or the bytes written so far, or a negative errno, as weft_write.
+ * iov may be changed (advanced past what was written). -EINVAL: iovcnt < 0 or more than
+ * IOV_MAX. */
+WEFT_API ssize_t weft_writev(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ns);
+
+/* accept4(2) on a listening socket, waiting for a connection. Returns the new fd
+ * (non-blocking, close-on-exec) and fills addr/addrlen (both may be NULL), or a
+ * negative errno. -EMFILE / -ENFILE (out of fds) are returned at once, never retried:
+ * the connection stays queued in the kernel, and a server should back off (sleep a few
+ * ms, or close idle connections) before it accepts again, else it spins.
+ * -ECONNABORTED: a connection was reset while queued; simply accept again. */
+WEFT_API int weft_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
+                         uint64_t deadline_ns);
+
+/* connect(2) of a socket, waiting until the connection is made. Returns 0, or a negative
+ * errno: -ECONNREFUSED, -ETIMEDOUT (the deadline or the kernel's), -EINVAL (addr NULL),
+ * ... The socket is left non-blocking. After -ETIMEDOUT the attempt may still be in
+ * progress: close the socket. */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                          uint64_t deadline_ns);
+
+/* Wakes every task waiting on fd with -ECANCELED (in every runtime), forgets fd, and
+ * closes it. Any thread. Returns 0, or the negated errno of close(2) (-EBADF). */
+WEFT_API int weft_fd_close(int fd);
+
+/* A TCP listening socket bound to host:port (host NULL or "": every local address,
+ * IPv6 and IPv4; port 0: an ephemeral port, see weft_socket_port). SO_REUSEADDR is set,
+ * the backlog is `backlog` (0: SOMAXCONN). Returns the fd (non-blocking, close-on-exec)
+ * or a negative errno: -EADDRINUSE, -EADDRNOTAVAIL (host has no usable address),
+ * -EINVAL (port > 65535, backlog < 0). A host name is resolved with getaddrinfo(3),
+ * on the blocking pool when called from a task. */
+WEFT_API int weft_tcp_listen(const char *host, unsigned port, int backlog);
+
+/* A TCP connection to host:port (a name or a numeric address; every address the name
+ * resolves to is tried in turn until the deadline), with TCP_NODELAY set. Returns the
+ * fd (non-blocking, close-on-exec) or a negative errno: -ECONNREFUSED, -ETIMEDOUT,
+ * -EADDRNOTAVAIL (no address for host), -EINVAL (host NULL, port 0 or > 65535).
+ * Resolution runs on the blocking pool when called from a task. */
+WEFT_API int weft_tcp_connect(const char *host, unsigned port, uint64_t deadline_ns);
+
+/* The local port a socket is bound to (after weft_tcp_listen with port 0), or a
+ * negative errno (-EBADF, -ENOTSOCK, -EAFNOSUPPORT for a socket that is not IP). */
+WEFT_API int weft_socket_port(int fd);
+
+/* ---- Blocking calls: a thread pool beside the workers -------------------------------
+ *
+ * For calls that block a thread and have no non-blocking form: disk I/O, getaddrinfo,
+ * a C library that blocks. fn(arg) runs on a pool thread; the handle joins (or
+ * detaches) like any task's, from a task or a thread, and weft_runtime_destroy waits
+ * for calls still running. The pool starts threads on demand, up to
+ * cfg.max_blocking_threads; a thread idle for cfg.blocking_keep_alive_ms exits. At the
+ * cap, calls wait in a FIFO queue for a thread; the queue is bounded because each call
+ * in it is a live task (spawns past max_tasks fail with EAGAIN). fn runs on a plain
+ * thread, not in a task: weft_spawn fails there (EPERM); weft_spawn_on and
+ * weft_join work from it as from any thread. */
+
+/* From a task: fn(arg) on rt's pool, where rt is the task's runtime. NULL with errno:
+ * EPERM (no current task: use weft_spawn_blocking_on), EINVAL (fn is NULL), and the
+ * errors of weft_spawn. */
+WEFT_API weft_task *weft_spawn_blocking(weft_fn fn, void *arg);
+
+/* From any thread: fn(arg) on rt's pool. NULL with errno as weft_spawn_on's. */
+WEFT_API weft_task *weft_spawn_blocking_on(weft_runtime *rt, weft_fn fn, void *arg);
+
 /* ---- Introspection ---------------------------------------------------------------- */
 
 /* The current task's id (unique in the process, never 0), or 0 outside a task. */
@@ -303,6 +429,11 @@ typedef struct weft_runtime_stats {
     uint64_t stack_bytes;    /* address space of those stacks, guards included */
     uint64_t steals;         /* tasks taken from another worker's queue */
     uint64_t joins_inline;   /* tasks run inline by their joiner (WEFT_CONFIG_NO_INLINE_JOIN) */
+    uint64_t blocking_threads; /* blocking-pool threads alive now */
+    uint64_t blocking_busy;    /* of which run a call now */
+    uint64_t blocking_queued;  /* calls waiting for a pool thread (the pool is at its cap) */
+    uint64_t io_polls;         /* epoll_wait calls made by the workers */
+    uint64_t io_events;        /* readiness events they returned */
 } weft_runtime_stats;
 
 /* Counters of rt; exact when rt is quiet, approximate while tasks run. Returns 0, or
