@@ -50,10 +50,14 @@
  *        else 0 ("look again": the event predates the waiter's registration). The idle
  *        worker's wake-up comes once per poll, after the last delivery (WAIT-D4).
  *
- * weft_fd_close (any thread), per runtime, under the slot lock:
+ * weft_fd_close (any thread), with the fd's slot locked in every runtime's reactor:
  *   (IO-C1) generation += 1 (full RMW): events in flight are stale from here (IO-E1).
  *   (IO-C2) CAS each waiter word -> 0; a wait found is delivered -ECANCELED.
- *   (IO-C3) remove fd from the poller; then (the caller) close(2).
+ *   (IO-C3) remove fd from the poller; close(2) it; only then unlock the slots. (A
+ *        first version unlocked before close(2): a waiter's IO-W1 in between added the
+ *        still-open file to the poller again, published, passed IO-W3 with the new
+ *        generation, and slept for ever once close(2) dropped the registration. The
+ *        stress test stress_io_races, part 2, found it under chaos seed 3.)
  *
  * Pairings. IO-W2 against IO-E2, IO-C2 and IO-W4's withdraw: CASes on one word, so each
  * wait is taken by exactly one of them (WAIT-D0 against WAIT-B3). IO-W2/IO-W3 against
@@ -96,7 +100,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define WEFT__SLOTS_PER_CHUNK 1024
 /* Fds the table can hold, at most (RLIMIT_NOFILE's hard limit, capped here). */
@@ -560,25 +566,59 @@ void weft__reactor_destroy(weft__reactor *r) {
     weft__free(r, sizeof(*r));
 }
 
-void weft__reactor_forget_everywhere(int fd) {
+int weft__reactor_close(int fd) {
+    weft__io_slot *inline_slots[8], **slots = inline_slots;
+    weft_runtime *inline_runtimes[8], **runtimes = inline_runtimes;
+    size_t count = 0, capacity = 8;
     pthread_rwlock_rdlock(&every_reactor_lock);
-    for (weft__reactor *r = every_reactor; r; r = r->next) {
-        weft__io_slot *s = slot_of(r, fd, false);
+    for (weft__reactor *r = every_reactor; r; r = r->next)
+        count++;
+    if (count > capacity) {
+        slots = malloc(sizeof(*slots) * count);
+        runtimes = malloc(sizeof(*runtimes) * count);
+        if (!slots || !runtimes) { /* then one reactor at a time: the best we can do */
+            free(slots);
+            free(runtimes);
+            slots = inline_slots;
+            runtimes = inline_runtimes;
+            count = 0;
+        } else {
+            capacity = count;
+        }
+    }
+    /* (IO-C1) Every reactor's slot, locked before the close(2) below and released after
+     * it: a registration that slipped in between would add the old file to the poller
+     * anew (after IO-C3 removed it) and wait on it after it was closed, for ever. So
+     * the slots are created if need be, and locked in the list's order (one order for
+     * every closer; a registration holds one slot lock only). */
+    size_t locked = 0;
+    for (weft__reactor *r = every_reactor; r && locked < capacity; r = r->next) {
+        weft__io_slot *s = slot_of(r, fd, true);
         if (!s)
-            continue;
-        weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
+            continue; /* beyond its table, or no memory: nothing of fd can be in it */
         slot_lock(s);
-        /* (IO-C1) Full: pairs with IO-W3 (after IO-W2's CAS) and with IO-E1's acquire. */
+        slots[locked] = s;
+        runtimes[locked++] = r->runtime;
+        weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
+        /* Full: pairs with IO-W3 (after IO-W2's CAS) and with IO-E1's acquire. */
         weft__atomic_fetch_add_full(&s->generation, 1);
         WEFT__CHAOS_POINT(r->runtime->chaos_seed, "IO-C1");
         /* (IO-C2) */
         cancel_waits(s, &batch);
         /* (IO-C3) */
         weft__poller_remove(&r->poller, fd);
-        slot_unlock(s);
         weft__wake_batch_finish(&batch);
     }
+    int rc = close(fd) == 0 || errno == EINTR ? 0 : -errno; /* Linux: closed even on EINTR */
+    WEFT__CHAOS_POINT(locked ? runtimes[0]->chaos_seed : 0, "IO-C3");
+    for (size_t i = 0; i < locked; i++)
+        slot_unlock(slots[i]);
     pthread_rwlock_unlock(&every_reactor_lock);
+    if (slots != inline_slots) {
+        free(slots);
+        free(runtimes);
+    }
+    return rc;
 }
 
 void weft__reactor_stats(weft__reactor *r, uint64_t *polls, uint64_t *events) {
