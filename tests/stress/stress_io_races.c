@@ -18,6 +18,10 @@
  *          OLD file must not show as readiness of the new one (weft_fd_wait times
  *          out), and a wait on the new one must see its own data.
  *
+ *   part 4 a task that yields in a loop must not keep its worker from polling: one worker,
+ *          a reader parked on a socketpair, a plain thread writes, and the yielder
+ *          waits (yielding) for the reader (a cold review found it never woke).
+ *
  *   stress_io_races [--seed S]     (rounds scale with WEFT_TEST_SCALE; smaller under TSan)
  */
 #include "stress.h"
@@ -220,6 +224,57 @@ static void *reuse_task(void *arg) {
     return NULL;
 }
 
+/* ---- part 4 ---------------------------------------------------------------------------- */
+
+typedef struct yielding {
+    int fd, peer;
+    weft__atomic_word read_done;
+} yielding;
+
+static void *yield_reader(void *arg) {
+    yielding *y = arg;
+    char b;
+    ssize_t n = weft_read(y->fd, &b, 1, weft_now() + ms(30000));
+    STRESS_CHECK(n == 1, "the reader behind a yielding task: %zd", n);
+    weft__atomic_store_release(&y->read_done, 1);
+    return NULL;
+}
+
+static void *yield_until_read(void *arg) {
+    yielding *y = arg;
+    weft_task *reader = weft_spawn(yield_reader, y);
+    STRESS_CHECK(reader, "spawn");
+    weft_yield(); /* let the reader park */
+    while (!weft__atomic_load_acquire(&y->read_done))
+        weft_yield();
+    STRESS_CHECK(weft_join(reader, NULL) == 0, "join");
+    return NULL;
+}
+
+static void *write_later(void *arg) {
+    yielding *y = arg;
+    weft_test_sleep_ms(5);
+    STRESS_CHECK(write(y->peer, "z", 1) == 1, "write");
+    return NULL;
+}
+
+static void part_yield(size_t rounds) {
+    weft_config cfg = {.workers = 1};
+    for (size_t round = 0; round < rounds; round++) {
+        int sv[2];
+        STRESS_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        yielding y = {.fd = sv[0], .peer = sv[1]};
+        pthread_t writer;
+        STRESS_CHECK(pthread_create(&writer, NULL, write_later, &y) == 0, "thread");
+        STRESS_CHECK(weft_run(&cfg, yield_until_read, &y, NULL) == 0, "run");
+        pthread_join(writer, NULL);
+        weft_fd_close(sv[0]);
+        close(sv[1]);
+        stress_count(STRESS_RUNTIMES, 1);
+        stress_count(STRESS_TASKS, 2);
+    }
+}
+
 int main(int argc, char **argv) {
     argc = stress_begin("stress_io_races", argc, argv);
     (void)argc;
@@ -235,6 +290,7 @@ int main(int argc, char **argv) {
     STRESS_CHECK(weft_runtime_stats_get(rt, &st) == 0, "stats");
     STRESS_CHECK(weft_runtime_destroy(rt) == 0, "destroy");
     stress_count(STRESS_RUNTIMES, 1);
+    part_yield(stress_size(20, 4));
     char why[256];
     STRESS_CHECK(weft_test_leaks(why, sizeof(why)) == 0, "leak: %s", why);
     return stress_pass();
