@@ -140,7 +140,8 @@ WEFT_API int weft_run(const weft_config *cfg, weft_fn fn, void *arg, void **resu
 /* ---- Embedding in an application that owns its own threads ----------------------- */
 
 /* Starts a runtime and its worker threads. Returns 0 and sets *rt, or: -EINVAL (rt is
- * NULL, or a cfg field is out of range), -ENOMEM, -EAGAIN (threads could not be created). */
+ * NULL, or a cfg field is out of range), -ENOMEM, -EAGAIN (threads could not be created),
+ * -EMFILE / -ENFILE (no fd for the runtime's epoll instance and eventfd). */
 WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **rt);
 
 /* Spawns fn(arg) as a task of rt; callable from any thread, tasks of other runtimes

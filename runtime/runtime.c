@@ -1,7 +1,7 @@
 /*
  * runtime.c: the composition root. Builds a runtime from the rooms below it (the
- * scheduler's workers, then each worker's driver stack: today the time driver) and
- * tears it down; the public calls that act on a whole runtime (create, destroy, run,
+ * scheduler's workers, each worker's driver stack (the I/O driver over the time
+ * driver), the reactor and the blocking pool) and tears it down; the public calls that act on a whole runtime (create, destroy, run,
  * block_on, statistics). It is the one file that includes every room; nothing includes
  * it. Owns the shutdown protocol:
  *
@@ -42,6 +42,8 @@
  * spawned by tasks need no check: while one runs, live_tasks > 0. (D1..D4, S1, S2, F1
  * and F2 in this comment are RT-D1..RT-F2.)
  */
+#include "io/blocking.h"
+#include "io/reactor.h"
 #include "sched/fault.h"
 #include "sched/runtime.h"
 #include "time/timer.h"
@@ -76,12 +78,18 @@ static int resolve_config(const weft_config *cfg, weft_config *out) {
         return -EINVAL;
     if (c.flags & ~(WEFT_CONFIG_NO_INLINE_JOIN | WEFT_CONFIG_NO_CHAOS))
         return -EINVAL;
+    if (c.max_blocking_threads == 0)
+        c.max_blocking_threads = WEFT_DEFAULT_BLOCKING_THREADS;
+    if (c.max_blocking_threads > WEFT_MAX_BLOCKING_THREADS)
+        return -EINVAL;
+    if (c.blocking_keep_alive_ms == 0)
+        c.blocking_keep_alive_ms = WEFT_DEFAULT_BLOCKING_KEEP_ALIVE_MS;
     *out = c;
     return 0;
 }
 
-/* A worker and its driver stack (today the time driver alone; the I/O driver will wrap
- * it). NULL on ENOMEM. */
+/* A worker and its driver stack: the I/O driver on top of the time driver. NULL on
+ * ENOMEM. */
 static weft__worker *create_worker(weft_runtime *rt, unsigned index) {
     weft__worker *w = weft__alloc(sizeof(*w), 64);
     if (!w)
@@ -99,8 +107,12 @@ static weft__worker *create_worker(weft_runtime *rt, unsigned index) {
     w->time = weft__time_driver_create(w);
     if (!w->time)
         goto fail_deque;
-    w->driver = &w->time->driver;
+    w->driver = weft__io_driver_create(rt->reactor, w, &w->time->driver);
+    if (!w->driver)
+        goto fail_time;
     return w;
+fail_time:
+    w->time->driver.ops->destroy(&w->time->driver);
 fail_deque:
     weft__deque_destroy(&w->deque);
 fail_worker:
@@ -130,9 +142,12 @@ static void free_core(weft_runtime *rt) {
 /* (after RT-D4) Frees a runtime whose workers have exited, in the reverse order of
  * weft_runtime_create. */
 static void free_runtime(weft_runtime *rt) {
+    /* The pool first: its threads may still be on their way out of a delivery. */
+    weft__blocking_pool_destroy(rt->blocking);
     for (unsigned i = 0; i < rt->worker_count; i++)
         destroy_worker(rt->workers[i]);
     weft__free(rt->workers, sizeof(*rt->workers) * rt->worker_count);
+    weft__reactor_destroy(rt->reactor);
     weft__timer_registry_destroy(rt->timer_registry);
     weft__stack_depot_destroy(&rt->stacks);
     weft__idle_destroy(&rt->idle);
@@ -183,9 +198,16 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
         goto fail_idle;
     if (!(rt->timer_registry = weft__timer_registry_create()))
         goto fail_stacks;
+    if (!(rt->blocking = weft__blocking_pool_create(rt, c.max_blocking_threads,
+                                                    (uint64_t)c.blocking_keep_alive_ms * 1000000u)))
+        goto fail_registry;
+    if (!(rt->reactor = weft__reactor_create(rt))) {
+        err = errno == EMFILE || errno == ENFILE ? -errno : -ENOMEM;
+        goto fail_blocking;
+    }
     rt->workers = weft__alloc(sizeof(*rt->workers) * c.workers, sizeof(void *));
     if (!rt->workers)
-        goto fail_registry;
+        goto fail_reactor;
     unsigned made, started;
     for (made = 0; made < c.workers; made++)
         if (!(rt->workers[made] = create_worker(rt, made)))
@@ -206,6 +228,10 @@ fail_workers:
     while (made > 0)
         destroy_worker(rt->workers[--made]);
     weft__free(rt->workers, sizeof(*rt->workers) * c.workers);
+fail_reactor:
+    weft__reactor_destroy(rt->reactor);
+fail_blocking:
+    weft__blocking_pool_destroy(rt->blocking);
 fail_registry:
     weft__timer_registry_destroy(rt->timer_registry);
     rt->timer_registry = NULL;
@@ -297,6 +323,12 @@ WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     out->stacks_mapped = weft__atomic_load_relaxed(&rt->stacks.mapped);
     out->stacks_guarded = weft__atomic_load_relaxed(&rt->stacks.guarded);
     out->stack_bytes = weft__atomic_load_relaxed(&rt->stacks.bytes);
+    weft__blocking_stats blocking;
+    weft__blocking_pool_stats(rt->blocking, &blocking);
+    out->blocking_threads = blocking.threads;
+    out->blocking_busy = blocking.busy;
+    out->blocking_queued = blocking.queued;
+    weft__reactor_stats(rt->reactor, &out->io_polls, &out->io_events);
     if (foreign)
         weft__runtime_foreign_leave(rt);
     return 0;

@@ -1,5 +1,5 @@
 # The library's sources, relative to the repository root, room by room (docs/
-# ARCHITECTURE.md): base, arch, sched, time, then the composition root. One list, read by
+# ARCHITECTURE.md): base, arch, sched, time, io, then the composition root. One list, read by
 # the root CMakeLists.txt; keep each room sorted. The arch room holds one file per target:
 # the context switch for the processor being built for.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
@@ -24,8 +24,14 @@ set(WEFT_RUNTIME_SOURCES
     runtime/sched/stack.c
     runtime/sched/spawn.c
     runtime/sched/task.c
+    runtime/sched/wait.c
     runtime/sched/worker.c
     runtime/time/timer.c
     runtime/time/timer_handle.c
     runtime/time/timer_wheel.c
+    runtime/io/blocking.c
+    runtime/io/fd.c
+    runtime/io/poller_epoll.c
+    runtime/io/reactor.c
+    runtime/io/tcp.c
     runtime/runtime.c)

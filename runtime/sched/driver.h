@@ -4,8 +4,8 @@
  * wheel) and, as Tokio stacks its drivers, wrap it (an I/O driver will poll its reactor
  * and park in epoll_wait with the time driver's deadline, delegating the timers).
  *
- * Who calls what: only the worker's own thread calls fire_due, has_due, next_deadline and
- * park (all "owner only"); any thread calls unpark, to end a park of that worker. A
+ * Who calls what: only the worker's own thread calls fire_due, poll, has_due,
+ * next_deadline and park (all "owner only"); any thread calls unpark, to end a park of that worker. A
  * driver delivers what it fires to tasks through the scheduler's one wake function
  * (weft__worker_wake_quiet, then weft__worker_notify once per batch: worker.h), never by
  * touching a worker's queues itself.
@@ -36,6 +36,10 @@ typedef struct weft__driver_ops {
     /* Owner only, between tasks: delivers everything due now (fires timers, wakes the
      * tasks whose events arrived). Cheap when there is nothing to do. */
     void (*fire_due)(weft__driver *d);
+    /* Owner only, when the worker found nothing to run, before it steals: delivers
+     * everything ready now, looking further than fire_due does on every round (the I/O
+     * driver polls its reactor without waiting). */
+    void (*poll)(weft__driver *d);
     /* Owner only: is something due now? Cheap; no side effects but tidying. */
     bool (*has_due)(weft__driver *d);
     /* Owner only: the time by which the worker must call fire_due again (UINT64_MAX:

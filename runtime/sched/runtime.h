@@ -47,8 +47,10 @@ struct weft_runtime {
     weft__atomic_u32 quiescent;        /* futex word: bumped when live_tasks reaches 0
                                         * during shutdown */
 
-    /* ---- The time room's (time/timer_handle.c): opaque here. */
-    struct weft__timer_registry *timer_registry;
+    /* ---- The rooms above: opaque here, immutable after create. */
+    struct weft__timer_registry *timer_registry; /* time/timer_handle.c */
+    struct weft__reactor *reactor;               /* io/reactor.c */
+    struct weft__blocking_pool *blocking;        /* io/blocking.c */
 };
 
 /* ---- live.c ---- */

@@ -11,11 +11,15 @@
  *   3. its yield queue, oldest first (a task that yielded runs after every other
  *      runnable task of the worker);
  *   4. the injection queue, taking a fair share in one batch;
- *   5. as a searcher (idle.c), the other workers' deques, from a random victim on,
+ *   5. what its driver has ready now (the driver's poll; io/reactor.c: I/O readiness),
+ *      and 1-4 again;
+ *   6. as a searcher (idle.c), the other workers' deques, from a random victim on,
  *      and the injection queue again;
- *   6. it parks (idle.c) on its driver (driver.h) until a submitter claims it or the
- *      driver's next deadline (its earliest timer) comes.
- * Before each round it lets its driver fire what is due (time/timer.c: timers).
+ *   7. it parks (idle.c) on its driver (driver.h) until a submitter claims it, the
+ *      driver's next deadline (its earliest timer) comes, or the driver has something
+ *      due (I/O events read while parked in the poller).
+ * Before each round it lets its driver fire what is due (time/timer.c: timers; io/
+ * reactor.c: events, and a poll every 61st round).
  *
  * Switching: a task that parks or exits switches to its worker's scheduler context with
  * the reason, and the worker acts on the reason only after the switch, once the task's
@@ -267,9 +271,10 @@ static void park(weft__worker *w) {
         if (weft__atomic_load_acquire(&rt->stopping))
             return;
         uint64_t deadline = w->driver->ops->next_deadline(w->driver);
-        if (deadline != UINT64_MAX && weft_now() >= deadline) {
+        if ((deadline != UINT64_MAX && weft_now() >= deadline) ||
+            w->driver->ops->has_due(w->driver)) {
             if (weft__idle_unpark_self(&rt->idle, w->index))
-                return; /* awake for our timers, neither parked nor searching */
+                return; /* awake for our timers or events, neither parked nor searching */
             continue;   /* a submitter claimed us: wake_word is being set */
         }
         w->driver->ops->park(w->driver, &w->wake_word, deadline);
@@ -489,6 +494,11 @@ void *weft__worker_main(void *arg) {
     for (;;) {
         w->driver->ops->fire_due(w->driver);
         weft_task *t = next_local(w);
+        if (!t) {
+            /* Before stealing: what the driver has ready now (I/O readiness). */
+            w->driver->ops->poll(w->driver);
+            t = next_local(w);
+        }
         if (!t) {
             if (!w->searching)
                 w->searching = weft__idle_begin_searching(&rt->idle);

@@ -1,0 +1,45 @@
+/*
+ * reactor.h: the I/O room's core: one reactor per runtime (a poller, poller.h, and a
+ * table of per-fd slots), each worker's I/O driver (a driver, sched/driver.h, that wraps
+ * the worker's time driver and polls the reactor), and the wait a task makes for an fd's
+ * readiness. The protocols (IO-*) are written out in reactor.c. Includes sched/ headers;
+ * sched/ and time/ include nothing of this room.
+ */
+#ifndef WEFT__IO_REACTOR_H
+#define WEFT__IO_REACTOR_H
+
+#include "sched/driver.h"
+#include "sched/worker.h"
+
+#include <stdint.h>
+
+#include "weft.h"
+
+typedef struct weft__reactor weft__reactor;
+
+/* rt's reactor (runtime.c, at create). NULL with errno. */
+weft__reactor *weft__reactor_create(weft_runtime *rt);
+/* After every worker has exited. */
+void weft__reactor_destroy(weft__reactor *r);
+
+/* Worker w's I/O driver, on top of `inner` (its time driver), which it delegates timers
+ * to and destroys with itself. NULL on ENOMEM. */
+weft__driver *weft__io_driver_create(weft__reactor *r, weft__worker *w, weft__driver *inner);
+
+/* Inside a task of r's runtime: parks until fd is ready for some of `events` (WEFT_IN |
+ * WEFT_OUT), the deadline passes, or fd is closed by weft_fd_close. Returns the ready
+ * subset (> 0); 0 when the caller should simply try its system call again (a readiness
+ * that may be stale, or a wake-up meant for an earlier file under the same number);
+ * -ETIMEDOUT, -ECANCELED (weft_fd_close), -EBUSY (another task waits on fd for one of
+ * these events), -EBADF (fd beyond the table), -ENOMEM. For an fd the poller cannot
+ * watch (a regular file: always ready) returns `events`. */
+int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadline_ns);
+
+/* weft_fd_close's part, before close(2): every runtime's reactor forgets fd and wakes
+ * its waiters with -ECANCELED. Any thread. */
+void weft__reactor_forget_everywhere(int fd);
+
+/* Statistics of r, summed over its workers' drivers (relaxed: a report). */
+void weft__reactor_stats(weft__reactor *r, uint64_t *polls, uint64_t *events);
+
+#endif /* WEFT__IO_REACTOR_H */
