@@ -312,15 +312,26 @@ static bool send_reply(struct connection *c, int status, const char *body, bool 
 
 /* ---- Tasks -------------------------------------------------------------------------- */
 
+/* Closing a socket with unread bytes makes the kernel send a reset, which can destroy our
+ * last reply before the client reads it. So when we close first: say we are done writing,
+ * then read and drop what the client still sends, until it closes (or for 1 s at most). */
+static void close_gently(struct connection *c) {
+    shutdown(c->fd, SHUT_WR);
+    uint64_t deadline = weft_now() + 1000000000ull;
+    while (weft_read(c->fd, c->buf, HEAD_LIMIT, deadline) > 0)
+        ;
+}
+
 static void *serve_connection(void *arg) {
     struct connection *c = arg;
-    for (bool keep_alive = true; keep_alive;) {
+    bool keep_alive = true, we_close = false;
+    while (keep_alive) {
         struct request req;
         int status = read_request(c, &req);
         if (status < 0)
             break;
         if (status > 0) { /* a request we will not serve: say why, then close */
-            send_reply(c, status, "request refused\n", false, false);
+            we_close = send_reply(c, status, "request refused\n", false, false);
             break;
         }
         if (req.body_length > 0 && !skip_body(c, req.body_length))
@@ -337,7 +348,10 @@ static void *serve_connection(void *arg) {
         keep_alive = req.keep_alive && !(atomic_load(&stopping) && head_length(c) == 0);
         if (!send_reply(c, status ? status : 200, body, keep_alive, req.http_1_0))
             break;
+        we_close = !keep_alive;
     }
+    if (we_close)
+        close_gently(c);
     unregister_connection(c);
     weft_fd_close(c->fd);
     free(c);
