@@ -409,6 +409,131 @@ WEFT_API weft_task *weft_spawn_blocking(weft_fn fn, void *arg);
 /* From any thread: fn(arg) on rt's pool. NULL with errno as weft_spawn_on's. */
 WEFT_API weft_task *weft_spawn_blocking_on(weft_runtime *rt, weft_fn fn, void *arg);
 
+/* ---- Coordination between tasks: mutex, condition, semaphore, wait group, event -----
+ *
+ * Each waits by parking the task (never the worker) and also works from any other
+ * thread (blocking that thread), across runtimes too: an application's own threads can
+ * use them to talk to tasks. They are inline objects whose zeroed state is valid (Go's
+ * useful zero value): `weft_mutex m = {0};` or a calloc'ed struct needs no init call;
+ * `_init` zeroes. Waiters are served first come, first served. A wait with a deadline
+ * (weft_now() time base, WEFT_FOREVER: none) returns -ETIMEDOUT, never early, and then
+ * has not happened (took no permit, holds no lock it did not hold before). No call has
+ * spurious wake-ups. `_destroy` returns -EBUSY while the object is held or waited on
+ * (and changes nothing), else 0; afterwards the memory may be reused (or re-initialised).
+ * Fields are private. ThreadSanitizer sees every hand-off (they are built on atomics).
+ */
+typedef struct weft_mutex { uint64_t private_[6]; } weft_mutex;
+typedef struct weft_cond { uint64_t private_[4]; } weft_cond;
+typedef struct weft_sem { uint64_t private_[4]; } weft_sem;
+typedef struct weft_waitgroup { uint64_t private_[4]; } weft_waitgroup;
+typedef struct weft_event { uint64_t private_[4]; } weft_event;
+
+/* A mutex for tasks and threads. Fairness: a released mutex goes to whoever takes it
+ * first (a running task may barge ahead of the waiters: that keeps the lock hot), except
+ * that once the oldest waiter has waited longer than 1 ms the unlock hands the mutex to
+ * it directly (Go's starvation mode), so no waiter starves. It records its owner (the
+ * task, or the thread): an unlock by anyone else is -EPERM. Not recursive: locking it
+ * again from its owner is -EDEADLK. */
+WEFT_API void weft_mutex_init(weft_mutex *m);
+/* 0, or -EINVAL (m NULL), -EDEADLK. Not a cancellation point (as pthread_mutex_lock). */
+WEFT_API int weft_mutex_lock(weft_mutex *m);
+/* weft_mutex_lock with a deadline: also -ETIMEDOUT. */
+WEFT_API int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline_ns);
+/* 0, or -EBUSY when held (by anyone, the caller included), -EINVAL. */
+WEFT_API int weft_mutex_trylock(weft_mutex *m);
+/* 0, or -EPERM (the caller does not hold it), -EINVAL. */
+WEFT_API int weft_mutex_unlock(weft_mutex *m);
+WEFT_API int weft_mutex_destroy(weft_mutex *m);
+
+/* A condition variable, used with one weft_mutex at a time. */
+WEFT_API void weft_cond_init(weft_cond *c);
+/* Releases m (which the caller must hold: else -EPERM, and nothing happens), waits for a
+ * signal or the deadline, and takes m again before it returns, whatever it returns.
+ * 0, or -ETIMEDOUT, -EPERM, -EINVAL. No lost wake-ups: a signal after the caller
+ * released m wakes it (or another waiter that was waiting before it). */
+WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, uint64_t deadline_ns);
+/* Wake the oldest waiter / every waiter. 0 (also when none waits), or -EINVAL. */
+WEFT_API int weft_cond_signal(weft_cond *c);
+WEFT_API int weft_cond_broadcast(weft_cond *c);
+WEFT_API int weft_cond_destroy(weft_cond *c);
+
+/* A counting semaphore; a release with waiters hands the permit to the oldest. */
+WEFT_API void weft_sem_init(weft_sem *s, uint64_t permits);
+/* 0, or -ETIMEDOUT, -EINVAL. */
+WEFT_API int weft_sem_acquire(weft_sem *s, uint64_t deadline_ns);
+/* 0, or -EAGAIN when no permit is free (even if one is about to be handed to a waiter). */
+WEFT_API int weft_sem_try_acquire(weft_sem *s);
+/* 0, or -EOVERFLOW (2^63 - 1 permits already), -EINVAL. */
+WEFT_API int weft_sem_release(weft_sem *s);
+WEFT_API int weft_sem_destroy(weft_sem *s);
+
+/* Go's sync.WaitGroup: a counter; wait returns once it is 0. */
+WEFT_API void weft_waitgroup_init(weft_waitgroup *wg);
+/* Adds delta (may be negative). 0, or -EINVAL (the counter would go below 0: unchanged,
+ * or wg NULL). Reaching 0 wakes every waiter. */
+WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int64_t delta);
+WEFT_API int weft_waitgroup_done(weft_waitgroup *wg); /* add(-1) */
+/* 0 at once if the counter is 0, else when it reaches 0; or -ETIMEDOUT, -EINVAL. */
+WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, uint64_t deadline_ns);
+WEFT_API int weft_waitgroup_destroy(weft_waitgroup *wg);
+
+/* asyncio.Event: a flag that wait() waits for. */
+WEFT_API void weft_event_init(weft_event *e);
+WEFT_API int weft_event_set(weft_event *e);   /* wakes every waiter; 0 or -EINVAL */
+WEFT_API int weft_event_clear(weft_event *e); /* 0 or -EINVAL */
+WEFT_API int weft_event_is_set(const weft_event *e); /* 1, 0, or -EINVAL */
+/* 0 at once if set, else once set (a set followed at once by a clear still wakes the
+ * waiters that were waiting); or -ETIMEDOUT, -EINVAL. */
+WEFT_API int weft_event_wait(weft_event *e, uint64_t deadline_ns);
+WEFT_API int weft_event_destroy(weft_event *e);
+
+/* ---- Channels and select ------------------------------------------------------------
+ *
+ * Go's channels: copy elem_size bytes from sender to receiver; FIFO for waiters on each
+ * side; many senders and receivers at once, from tasks and from any thread. */
+typedef struct weft_chan weft_chan; /* opaque */
+
+/* capacity 0: unbuffered (a send waits for a receiver, as in Go). 0, or -EINVAL
+ * (elem_size 0 or above WEFT_CHAN_ELEM_MAX, out NULL, capacity above
+ * WEFT_CHAN_CAPACITY_MAX), -ENOMEM. */
+#define WEFT_CHAN_ELEM_MAX     ((size_t)1 << 16)
+#define WEFT_CHAN_CAPACITY_MAX ((size_t)1 << 30)
+WEFT_API int weft_chan_create(size_t elem_size, size_t capacity, weft_chan **out);
+/* 0 once a receiver took it or it is buffered; -EPIPE (closed, before or while waiting:
+ * not sent), -ETIMEDOUT (not sent), -EINVAL (ch or elem NULL). */
+WEFT_API int weft_chan_send(weft_chan *ch, const void *elem, uint64_t deadline_ns);
+/* 0 with *elem filled; -EPIPE (closed and drained), -ETIMEDOUT (took nothing), -EINVAL. */
+WEFT_API int weft_chan_recv(weft_chan *ch, void *elem, uint64_t deadline_ns);
+/* Without waiting: -EAGAIN when full / empty (unbuffered: no partner waiting now). */
+WEFT_API int weft_chan_try_send(weft_chan *ch, const void *elem);
+WEFT_API int weft_chan_try_recv(weft_chan *ch, void *elem);
+/* After close: send -> -EPIPE; recv drains what is buffered, then -EPIPE. Every waiter
+ * wakes (senders with -EPIPE, receivers with -EPIPE). Closing twice: -EPIPE. -EINVAL. */
+WEFT_API int weft_chan_close(weft_chan *ch);
+/* Frees ch. -EBUSY (and nothing freed) while a task or thread waits on it; -EINVAL. */
+WEFT_API int weft_chan_destroy(weft_chan *ch);
+
+#define WEFT_CASE_SEND 1
+#define WEFT_CASE_RECV 2
+#define WEFT_CASE_FD   3 /* ready when fd has one of `events` (WEFT_IN | WEFT_OUT) */
+typedef struct weft_case {
+    int kind;        /* WEFT_CASE_*; 0 = an unused slot */
+    weft_chan *chan; /* SEND, RECV */
+    void *elem;      /* SEND: what to send; RECV: where to store */
+    int fd;          /* FD */
+    unsigned events; /* FD: WEFT_IN | WEFT_OUT */
+    int result;      /* out: 0, -EPIPE (closed), or FD's ready mask */
+} weft_case;
+/* Waits until one case can proceed, performs it (exactly one), returns its index and
+ * sets its `result`; among several ready ones picks at random, as Go does. A closed
+ * channel's RECV case is ready (result -EPIPE), and so is its SEND case (-EPIPE, not
+ * sent). A deadline already past makes it a poll. -ETIMEDOUT, -EINVAL (cases NULL with
+ * n > 0, n 0 with no deadline, n above WEFT_SELECT_MAX, an unknown kind, a NULL chan
+ * or elem, a bad fd or events), -EBUSY (an FD case's fd already has a task waiting for
+ * that event). Unused slots (kind 0) are skipped. */
+#define WEFT_SELECT_MAX 64
+WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
+
 /* ---- Introspection ---------------------------------------------------------------- */
 
 /* The current task's id (unique in the process, never 0), or 0 outside a task. */
