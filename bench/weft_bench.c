@@ -9,9 +9,11 @@
  *
  * --threads: worker threads (default: online CPUs). yield and switch always use one.
  * --size overrides the workload's main parameter (fib n, skynet size (a power of 10),
- * spawn_many N, yield Y, sleepers S, timeouts K, switch count); --short runs every
+ * spawn_many N, yield Y, sleepers S, timeouts K, switch count, chan_pingpong R,
+ * chan_mpmc N (at least 8), mutex_contended and mutex_yield M); --short runs every
  * workload once at small sizes (tools/demo's table). Each run prints one line; a wrong
- * result prints result=WRONG:<value> and the program exits 1.
+ * result prints result=WRONG:<value> and the program exits 1. chan_pingpong adds
+ * extra=ns_per_round_trip (wall / R).
  *
  * Timing: wall_ms runs from just before the first spawn to just after the last join,
  * inside the runtime, as the peers (bench/peers) measure it: runtime start-up and
@@ -261,6 +263,187 @@ static void *timeouts_main(void *arg) {
     return NULL;
 }
 
+/* ---- chan_pingpong ----------------------------------------------------------------- */
+
+/* Two unbuffered channels: the pinger sends the counter on `there`, the ponger sends it
+ * back plus one on `back`; R round trips, four channel operations and two hand-offs
+ * each. */
+typedef struct pingpong {
+    weft_chan *there, *back;
+    uint64_t rounds;
+} pingpong;
+
+static void *ponger(void *arg) {
+    pingpong *pp = arg;
+    for (uint64_t i = 0; i < pp->rounds; i++) {
+        uint64_t v;
+        if (weft_chan_recv(pp->there, &v, WEFT_FOREVER) != 0)
+            abort();
+        v++;
+        if (weft_chan_send(pp->back, &v, WEFT_FOREVER) != 0)
+            abort();
+    }
+    return NULL;
+}
+
+static void *pinger(void *arg) {
+    pingpong *pp = arg;
+    uint64_t counter = 0;
+    for (uint64_t i = 0; i < pp->rounds; i++) {
+        if (weft_chan_send(pp->there, &counter, WEFT_FOREVER) != 0 ||
+            weft_chan_recv(pp->back, &counter, WEFT_FOREVER) != 0)
+            abort();
+    }
+    return (void *)(uintptr_t)counter;
+}
+
+static void *chan_pingpong_main(void *arg) {
+    run *r = arg;
+    pingpong pp = {.rounds = r->size};
+    if (weft_chan_create(sizeof(uint64_t), 0, &pp.there) != 0 ||
+        weft_chan_create(sizeof(uint64_t), 0, &pp.back) != 0)
+        abort();
+    r->start_ns = now_ns();
+    weft_task *pong = weft_spawn(ponger, &pp);
+    weft_task *ping = weft_spawn(pinger, &pp);
+    void *counter;
+    if (!pong || !ping || weft_join(ping, &counter) != 0 || weft_join(pong, NULL) != 0)
+        abort();
+    r->end_ns = now_ns();
+    r->result = (uint64_t)(uintptr_t)counter;
+    snprintf(r->extra, sizeof r->extra, "ns_per_round_trip=%.1f",
+             (double)(r->end_ns - r->start_ns) / (double)r->size);
+    if (weft_chan_destroy(pp.there) != 0 || weft_chan_destroy(pp.back) != 0)
+        abort();
+    return NULL;
+}
+
+/* ---- chan_mpmc -------------------------------------------------------------------- */
+
+enum { MPMC_PRODUCERS = 4, MPMC_CONSUMERS = 4, MPMC_CAPACITY = 1024 };
+
+typedef struct mpmc {
+    weft_chan *ch;
+    uint64_t per_producer; /* N / P */
+} mpmc;
+
+static void *mpmc_producer(void *arg) {
+    mpmc *m = arg;
+    for (uint64_t i = 0; i < m->per_producer; i++)
+        if (weft_chan_send(m->ch, &i, WEFT_FOREVER) != 0)
+            abort();
+    return NULL;
+}
+
+/* Receives until the channel is closed and drained (-EPIPE); returns the sum. */
+static void *mpmc_consumer(void *arg) {
+    mpmc *m = arg;
+    uint64_t v, sum = 0;
+    int rc;
+    while ((rc = weft_chan_recv(m->ch, &v, WEFT_FOREVER)) == 0)
+        sum += v;
+    if (rc != -EPIPE)
+        abort();
+    return (void *)(uintptr_t)sum;
+}
+
+static void *chan_mpmc_main(void *arg) {
+    run *r = arg;
+    mpmc m = {.per_producer = r->size / MPMC_PRODUCERS};
+    if (weft_chan_create(sizeof(uint64_t), MPMC_CAPACITY, &m.ch) != 0)
+        abort();
+    weft_task *producers[MPMC_PRODUCERS], *consumers[MPMC_CONSUMERS];
+    r->start_ns = now_ns();
+    for (int i = 0; i < MPMC_CONSUMERS; i++)
+        if (!(consumers[i] = weft_spawn(mpmc_consumer, &m)))
+            abort();
+    for (int i = 0; i < MPMC_PRODUCERS; i++)
+        if (!(producers[i] = weft_spawn(mpmc_producer, &m)))
+            abort();
+    for (int i = 0; i < MPMC_PRODUCERS; i++)
+        if (weft_join(producers[i], NULL) != 0)
+            abort();
+    if (weft_chan_close(m.ch) != 0) /* the consumers drain what is left, then see -EPIPE */
+        abort();
+    uint64_t sum = 0;
+    for (int i = 0; i < MPMC_CONSUMERS; i++) {
+        void *v;
+        if (weft_join(consumers[i], &v) != 0)
+            abort();
+        sum += (uint64_t)(uintptr_t)v;
+    }
+    r->end_ns = now_ns();
+    r->result = sum;
+    if (weft_chan_destroy(m.ch) != 0)
+        abort();
+    return NULL;
+}
+
+static uint64_t mpmc_expected(uint64_t n) {
+    uint64_t k = n / MPMC_PRODUCERS;
+    return MPMC_PRODUCERS * (k * (k - 1) / 2);
+}
+
+/* ---- mutex_contended, mutex_yield --------------------------------------------------- */
+
+enum { MUTEX_TASKS = 8, MUTEX_YIELD_EVERY = 100 };
+
+typedef struct counter {
+    weft_mutex lock;
+    uint64_t value; /* under lock */
+    int yield_inside;
+} counter;
+
+typedef struct incrementer {
+    counter *c;
+    uint64_t count;
+} incrementer;
+
+static void *increment(void *arg) {
+    incrementer *inc = arg;
+    counter *c = inc->c;
+    for (uint64_t i = 1; i <= inc->count; i++) {
+        if (weft_mutex_lock(&c->lock) != 0)
+            abort();
+        c->value++;
+        if (c->yield_inside && i % MUTEX_YIELD_EVERY == 0)
+            weft_yield(); /* holding the lock: the others queue behind it */
+        if (weft_mutex_unlock(&c->lock) != 0)
+            abort();
+    }
+    return NULL;
+}
+
+static void run_counter(run *r, int yield_inside) {
+    counter c = {.yield_inside = yield_inside};
+    weft_mutex_init(&c.lock);
+    incrementer incs[MUTEX_TASKS];
+    weft_task *tasks[MUTEX_TASKS];
+    r->start_ns = now_ns();
+    for (int i = 0; i < MUTEX_TASKS; i++) {
+        incs[i] = (incrementer){&c, r->size / MUTEX_TASKS + ((uint64_t)i < r->size % MUTEX_TASKS)};
+        if (!(tasks[i] = weft_spawn(increment, &incs[i])))
+            abort();
+    }
+    for (int i = 0; i < MUTEX_TASKS; i++)
+        if (weft_join(tasks[i], NULL) != 0)
+            abort();
+    r->end_ns = now_ns();
+    r->result = c.value;
+    if (weft_mutex_destroy(&c.lock) != 0)
+        abort();
+}
+
+static void *mutex_contended_main(void *arg) {
+    run_counter(arg, 0);
+    return NULL;
+}
+
+static void *mutex_yield_main(void *arg) {
+    run_counter(arg, 1);
+    return NULL;
+}
+
 /* ---- switch: the raw stack switch, no scheduler ------------------------------------ */
 
 static weft__context main_context, ping_context;
@@ -320,6 +503,10 @@ static const workload workloads[] = {
     {"sleepers", sleepers_main, 100000, 10000, triangle, 0},
     {"timeouts", timeouts_main, 1000000, 100000, same, 0},
     {"switch", NULL, 10000000, 1000000, even, 1},
+    {"chan_pingpong", chan_pingpong_main, 1000000, 100000, same, 0},
+    {"chan_mpmc", chan_mpmc_main, 4000000, 400000, mpmc_expected, 0},
+    {"mutex_contended", mutex_contended_main, 4000000, 400000, same, 0},
+    {"mutex_yield", mutex_yield_main, 4000000, 400000, same, 0},
 };
 enum { WORKLOAD_COUNT = sizeof workloads / sizeof workloads[0] };
 
@@ -372,6 +559,8 @@ static int valid_size(const workload *wl, uint64_t size) {
     }
     if (!strcmp(wl->name, "fib"))
         return size <= 90;
+    if (!strcmp(wl->name, "chan_mpmc"))
+        return size >= 2 * MPMC_PRODUCERS && size <= (uint64_t)1 << 40;
     return size >= 1 && size <= (uint64_t)1 << 40;
 }
 

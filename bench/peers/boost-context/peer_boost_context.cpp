@@ -33,8 +33,8 @@ int main(int argc, char **argv)
 {
     static const int supported[W_COUNT] = {0, 0, 0, 0, 0, 0, 1};
     static const char *reason = "Boost.Context_is_only_a_context_switch_(no_scheduler)";
-    static const char *const why[W_COUNT] = {reason, reason, reason, reason,
-                                             reason, reason, nullptr};
+    static const char *const why[W_COUNT] = {reason, reason, reason, reason, reason, reason,
+                                             nullptr, reason, reason, reason, reason};
     struct peer_args a = peer_parse(argc, argv, RUNTIME, supported, why);
     if (a.size % 2) {
         fprintf(stderr, "peer-" RUNTIME ": switch count must be even (round trips)\n");

@@ -27,12 +27,22 @@
  *                thread does K/T such waits; a partner fiber does the notifying.
  *                So each operation here also includes a mutex hand-off and two fiber
  *                switches, which a stand-alone timer API would not need.
+ *   chan_pingpong  two fibers pass a counter over two unbuffered_channel<uint64_t>.
+ *   chan_mpmc    P producer and C consumer fibers share one buffered_channel of capacity
+ *                1024 (Boost wants a power of two, and its ring keeps one slot free: it
+ *                holds at most 1023); the main fiber closes it once the producers are
+ *                joined, and the consumers pop until channel_op_status::closed.
+ *   mutex_contended, mutex_yield  8 fibers increment a counter under a
+ *                boost::fibers::mutex; mutex_yield calls this_fiber::yield holding it
+ *                every 100 increments.
  */
 #include <boost/fiber/all.hpp>
 #include <boost/version.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -168,6 +178,74 @@ static uint64_t timeouts(uint64_t k, int threads, std::vector<std::unique_ptr<ti
     return sum;
 }
 
+static uint64_t chan_pingpong(uint64_t rounds)
+{
+    bf::unbuffered_channel<uint64_t> there, back;
+    bf::fiber pong = spawn([&] {
+        for (uint64_t i = 0; i < rounds; i++)
+            if (back.push(there.value_pop() + 1) != bf::channel_op_status::success)
+                abort();
+    });
+    uint64_t counter = 0;
+    for (uint64_t i = 0; i < rounds; i++) {
+        if (there.push(counter) != bf::channel_op_status::success)
+            abort();
+        counter = back.value_pop();
+    }
+    pong.join();
+    return counter;
+}
+
+static uint64_t chan_mpmc(uint64_t n)
+{
+    bf::buffered_channel<uint64_t> ch(PEER_MPMC_CAPACITY);
+    uint64_t sums[PEER_MPMC_CONSUMERS] = {0};
+    std::vector<bf::fiber> producers, consumers;
+    for (int c = 0; c < PEER_MPMC_CONSUMERS; c++)
+        consumers.push_back(spawn([&ch, &sums, c] {
+            uint64_t v, sum = 0;
+            while (ch.pop(v) == bf::channel_op_status::success)
+                sum += v;
+            sums[c] = sum;
+        }));
+    for (int p = 0; p < PEER_MPMC_PRODUCERS; p++)
+        producers.push_back(spawn([&ch, n] {
+            for (uint64_t i = 0; i < n / PEER_MPMC_PRODUCERS; i++)
+                if (ch.push(i) != bf::channel_op_status::success)
+                    abort();
+        }));
+    for (auto &f : producers)
+        f.join();
+    ch.close();
+    uint64_t sum = 0;
+    for (int c = 0; c < PEER_MPMC_CONSUMERS; c++) {
+        consumers[c].join();
+        sum += sums[c];
+    }
+    return sum;
+}
+
+static uint64_t mutex_counter(uint64_t m, bool yield_inside)
+{
+    bf::mutex lock;
+    uint64_t counter = 0;
+    std::vector<bf::fiber> fibers;
+    for (int t = 0; t < PEER_MUTEX_TASKS; t++) {
+        uint64_t share = m / PEER_MUTEX_TASKS + ((uint64_t)t < m % PEER_MUTEX_TASKS ? 1 : 0);
+        fibers.push_back(spawn([&lock, &counter, share, yield_inside] {
+            for (uint64_t i = 1; i <= share; i++) {
+                std::lock_guard<bf::mutex> guard(lock);
+                counter++;
+                if (yield_inside && i % PEER_MUTEX_YIELD_EVERY == 0)
+                    boost::this_fiber::yield();
+            }
+        }));
+    }
+    for (auto &f : fibers)
+        f.join();
+    return counter;
+}
+
 /* Runs body() in the main fiber with work_stealing on `threads` threads. */
 template <class Body> static void with_work_stealing(int threads, Body body)
 {
@@ -194,10 +272,11 @@ template <class Body> static void with_work_stealing(int threads, Body body)
 
 int main(int argc, char **argv)
 {
-    static const int supported[W_COUNT] = {1, 1, 1, 1, 1, 1, 0};
+    static const int supported[W_COUNT] = {1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1};
     static const char *const why[W_COUNT] = {
         nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
         "raw_switch_floor_is_measured_by_peer-boost-context",
+        nullptr, nullptr, nullptr, nullptr,
     };
     struct peer_args a = peer_parse(argc, argv, RUNTIME, supported, why);
     uint64_t t0 = 0, t1 = 0, result = 0;
@@ -236,8 +315,14 @@ int main(int argc, char **argv)
         case W_SPAWN_MANY: result = spawn_many(a.size); break;
         case W_SLEEPERS: result = sleepers(a.size); break;
         case W_TIMEOUTS: result = timeouts(a.size, a.threads, pairs); break;
+        case W_CHAN_PINGPONG: result = chan_pingpong(a.size); break;
+        case W_CHAN_MPMC: result = chan_mpmc(a.size); break;
+        case W_MUTEX_CONTENDED: result = mutex_counter(a.size, false); break;
+        case W_MUTEX_YIELD: result = mutex_counter(a.size, true); break;
         }
         t1 = peer_now_ns();
+        if (a.workload == W_CHAN_PINGPONG)
+            ex = peer_extra_ns_per_round_trip(extra, sizeof extra, t0, t1, a.size);
         if (a.workload == W_SLEEPERS)
             ex = peer_extra_rss(extra, sizeof extra, rss0, a.size);
     });

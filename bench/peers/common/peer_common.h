@@ -23,16 +23,26 @@ extern "C" {
 #endif
 
 enum peer_workload {
-    W_FIB, W_SKYNET, W_SPAWN_MANY, W_YIELD, W_SLEEPERS, W_TIMEOUTS, W_SWITCH, W_COUNT
+    W_FIB, W_SKYNET, W_SPAWN_MANY, W_YIELD, W_SLEEPERS, W_TIMEOUTS, W_SWITCH,
+    W_CHAN_PINGPONG, W_CHAN_MPMC, W_MUTEX_CONTENDED, W_MUTEX_YIELD, W_COUNT
 };
 
 static const char *const peer_workload_names[W_COUNT] = {
-    "fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch"
+    "fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch",
+    "chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield"
 };
 
 /* The main parameter of each workload as WORKLOADS.md sets it. */
 static const uint64_t peer_default_size[W_COUNT] = {
-    30, 1000000, 1000000, 5000000, 100000, 1000000, 10000000
+    30, 1000000, 1000000, 5000000, 100000, 1000000, 10000000,
+    1000000, 4000000, 4000000, 4000000
+};
+
+/* chan_mpmc's producers, consumers and capacity; the mutex workloads' tasks and how
+ * often mutex_yield yields inside the critical section (WORKLOADS.md, round 2). */
+enum {
+    PEER_MPMC_PRODUCERS = 4, PEER_MPMC_CONSUMERS = 4, PEER_MPMC_CAPACITY = 1024,
+    PEER_MUTEX_TASKS = 8, PEER_MUTEX_YIELD_EVERY = 100
 };
 
 struct peer_args {
@@ -144,6 +154,11 @@ static inline struct peer_args peer_parse(int argc, char **argv, const char *run
             exit(2);
         }
     }
+    if (a.workload == W_CHAN_MPMC && a.size < 2 * PEER_MPMC_PRODUCERS) {
+        fprintf(stderr, "peer-%s: chan_mpmc N must be at least %d\n", runtime,
+                2 * PEER_MPMC_PRODUCERS);
+        exit(2);
+    }
     /* yield and the raw switch are single-thread workloads by definition. */
     if (a.workload == W_YIELD || a.workload == W_SWITCH)
         a.threads = 1;
@@ -168,7 +183,11 @@ static inline uint64_t peer_expected(int w, uint64_t n)
         return n * (n - 1) / 2;
     case W_YIELD:
         return 2 * n;
-    default: /* timeouts: K cancelled timers; switch: N switches */
+    case W_CHAN_MPMC:
+        t = n / PEER_MPMC_PRODUCERS;
+        return PEER_MPMC_PRODUCERS * (t * (t - 1) / 2);
+    default: /* timeouts: K cancelled timers; switch: N switches; chan_pingpong: R
+              * round trips; mutex_*: M increments */
         return n;
     }
 }
@@ -215,6 +234,15 @@ static inline const char *peer_extra_ns_per_switch(char *buf, size_t n, uint64_t
 {
     snprintf(buf, n, "ns_per_switch=%.2f",
              switches ? (double)(t1_ns - t0_ns) / (double)switches : 0.0);
+    return buf;
+}
+
+/* extra=ns_per_round_trip=<float> (chan_pingpong) */
+static inline const char *peer_extra_ns_per_round_trip(char *buf, size_t n, uint64_t t0_ns,
+                                                       uint64_t t1_ns, uint64_t rounds)
+{
+    snprintf(buf, n, "ns_per_round_trip=%.1f",
+             rounds ? (double)(t1_ns - t0_ns) / (double)rounds : 0.0);
     return buf;
 }
 

@@ -9,6 +9,12 @@
 //	sleepers     time.Sleep in each of S goroutines, WaitGroup join.
 //	timeouts     T goroutines each do K/T of: time.AfterFunc(10 s, f) then Stop();
 //	             a Stop that returns true is a cancelled timer.
+//	chan_pingpong  two goroutines pass a counter over two unbuffered channels
+//	             (make(chan uint64)), R round trips.
+//	chan_mpmc    P goroutines send into make(chan uint64, 1024), C goroutines range
+//	             over it and sum; close(ch) once a WaitGroup says the producers are done.
+//	mutex_contended, mutex_yield  8 goroutines increment a counter under a sync.Mutex;
+//	             mutex_yield calls runtime.Gosched holding it every 100 increments.
 //
 // The command line, the result check and the output line follow
 // bench/peers/common/peer_common.h.
@@ -27,12 +33,25 @@ import (
 
 const rt = "go"
 
-var names = []string{"fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch"}
+var names = []string{"fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch",
+	"chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield"}
 
 var defaultSize = map[string]uint64{
 	"fib": 30, "skynet": 1000000, "spawn_many": 1000000, "yield": 5000000,
 	"sleepers": 100000, "timeouts": 1000000, "switch": 10000000,
+	"chan_pingpong": 1000000, "chan_mpmc": 4000000, "mutex_contended": 4000000,
+	"mutex_yield": 4000000,
 }
+
+// chan_mpmc's producers, consumers and capacity; the mutex workloads' goroutines and
+// how often mutex_yield yields (WORKLOADS.md).
+const (
+	mpmcProducers = 4
+	mpmcConsumers = 4
+	mpmcCapacity  = 1024
+	mutexTasks    = 8
+	yieldEvery    = 100
+)
 
 var skipReason = map[string]string{
 	"switch": "raw_switch_floor_is_measured_by_peer-boost-context",
@@ -171,6 +190,81 @@ func timeouts(k uint64, threads int) uint64 {
 	return sum
 }
 
+func chanPingpong(r uint64) uint64 {
+	there, back := make(chan uint64), make(chan uint64)
+	go func() {
+		for i := uint64(0); i < r; i++ {
+			back <- <-there + 1
+		}
+	}()
+	var counter uint64
+	for i := uint64(0); i < r; i++ {
+		there <- counter
+		counter = <-back
+	}
+	return counter
+}
+
+func chanMpmc(n uint64) uint64 {
+	ch := make(chan uint64, mpmcCapacity)
+	sums := make([]uint64, mpmcConsumers)
+	var producers, consumers sync.WaitGroup
+	consumers.Add(mpmcConsumers)
+	for c := 0; c < mpmcConsumers; c++ {
+		go func(c int) {
+			var sum uint64
+			for v := range ch {
+				sum += v
+			}
+			sums[c] = sum
+			consumers.Done()
+		}(c)
+	}
+	producers.Add(mpmcProducers)
+	for p := 0; p < mpmcProducers; p++ {
+		go func() {
+			for i := uint64(0); i < n/mpmcProducers; i++ {
+				ch <- i
+			}
+			producers.Done()
+		}()
+	}
+	producers.Wait()
+	close(ch)
+	consumers.Wait()
+	var sum uint64
+	for _, v := range sums {
+		sum += v
+	}
+	return sum
+}
+
+func mutexCounter(m uint64, yieldInside bool) uint64 {
+	var mu sync.Mutex
+	var counter uint64
+	var wg sync.WaitGroup
+	wg.Add(mutexTasks)
+	for t := 0; t < mutexTasks; t++ {
+		share := m / mutexTasks
+		if uint64(t) < m%mutexTasks {
+			share++
+		}
+		go func(share uint64) {
+			for i := uint64(1); i <= share; i++ {
+				mu.Lock()
+				counter++
+				if yieldInside && i%yieldEvery == 0 {
+					runtime.Gosched()
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		}(share)
+	}
+	wg.Wait()
+	return counter
+}
+
 func expected(w string, n uint64) uint64 {
 	switch w {
 	case "fib":
@@ -183,6 +277,9 @@ func expected(w string, n uint64) uint64 {
 		return n * (n - 1) / 2
 	case "yield":
 		return 2 * n
+	case "chan_mpmc":
+		k := n / mpmcProducers
+		return mpmcProducers * (k * (k - 1) / 2)
 	}
 	return n
 }
@@ -265,6 +362,9 @@ func main() {
 	if wl == "fib" && size > 92 {
 		fail("fib n must be at most 92")
 	}
+	if wl == "chan_mpmc" && size < 2*mpmcProducers {
+		fail("chan_mpmc N must be at least %d", 2*mpmcProducers)
+	}
 	if wl == "skynet" {
 		p := size
 		for p%10 == 0 {
@@ -300,11 +400,21 @@ func main() {
 		result = sleepers(size)
 	case "timeouts":
 		result = timeouts(size, threads)
+	case "chan_pingpong":
+		result = chanPingpong(size)
+	case "chan_mpmc":
+		result = chanMpmc(size)
+	case "mutex_contended":
+		result = mutexCounter(size, false)
+	case "mutex_yield":
+		result = mutexCounter(size, true)
 	}
 	elapsed := time.Since(t0)
 	switch wl {
 	case "yield":
 		extra = fmt.Sprintf(" extra=ns_per_switch=%.2f", float64(elapsed.Nanoseconds())/float64(result))
+	case "chan_pingpong":
+		extra = fmt.Sprintf(" extra=ns_per_round_trip=%.1f", float64(elapsed.Nanoseconds())/float64(size))
 	case "sleepers":
 		peak := procStatus("VmHWM")
 		var grown uint64

@@ -5,7 +5,9 @@
  *
  * yield, sleepers and timeouts are skipped: OpenMP tasks cannot sleep or wait on a
  * timer without blocking their thread, and `taskyield` is only a scheduling hint
- * (libgomp implements it as a no-op), so there is nothing to measure.
+ * (libgomp implements it as a no-op), so there is nothing to measure. OpenMP has no
+ * channels, and omp_lock_t blocks the thread, not the task: the round-2 channel and
+ * mutex workloads are skipped too.
  */
 #include <omp.h>
 
@@ -69,6 +71,10 @@ int main(int argc, char **argv)
         [W_SLEEPERS] = "OpenMP_tasks_cannot_sleep_without_blocking_their_thread_(no_timers)",
         [W_TIMEOUTS] = "OpenMP_has_no_timers",
         [W_SWITCH] = "raw_switch_floor_is_measured_by_peer-boost-context",
+        [W_CHAN_PINGPONG] = "OpenMP_has_no_channels",
+        [W_CHAN_MPMC] = "OpenMP_has_no_channels",
+        [W_MUTEX_CONTENDED] = "omp_lock_blocks_the_thread_not_the_task",
+        [W_MUTEX_YIELD] = "omp_lock_blocks_the_thread_not_the_task",
     };
     struct peer_args a = peer_parse(argc, argv, RUNTIME, supported, why);
     uint64_t t0 = 0, t1 = 0, result = 0;

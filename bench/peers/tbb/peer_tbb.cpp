@@ -4,7 +4,9 @@
  *
  * yield, sleepers and timeouts are skipped: TBB tasks are run-to-completion calls on
  * the worker's own stack, so a task cannot yield, sleep or wait on a timer without
- * blocking its worker thread, and TBB has no timers.
+ * blocking its worker thread, and TBB has no timers. The round-2 channel and mutex
+ * workloads are skipped for the same reason: TBB's concurrent_bounded_queue and its
+ * mutexes block (or spin) the worker thread, never park a task.
  */
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
@@ -69,6 +71,10 @@ int main(int argc, char **argv)
         "TBB_tasks_cannot_sleep_without_blocking_their_worker_(no_timers)",
         "TBB_has_no_timers",
         "raw_switch_floor_is_measured_by_peer-boost-context",
+        "TBB_has_no_task_channels_(concurrent_bounded_queue_blocks_the_worker_thread)",
+        "TBB_has_no_task_channels_(concurrent_bounded_queue_blocks_the_worker_thread)",
+        "TBB_mutexes_block_the_worker_thread_not_the_task",
+        "TBB_mutexes_block_the_worker_thread_not_the_task",
     };
     struct peer_args a = peer_parse(argc, argv, RUNTIME, supported, why);
     uint64_t t0 = 0, t1 = 0, result = 0;

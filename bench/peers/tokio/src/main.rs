@@ -14,17 +14,38 @@
 //!   times each.
 //! * sleepers: S tasks each `tokio::time::sleep` then return i; handles awaited in order.
 //! * timeouts: T tasks each do K/T arm-and-cancel operations (see `arm_and_cancel`).
+//! * chan_pingpong: Tokio has no unbuffered (rendezvous) channel; the two tasks pass
+//!   the counter over two `tokio::sync::mpsc` channels of capacity 1, the smallest it
+//!   allows (a send completes once the value is queued, not once it is received).
+//! * chan_mpmc: `tokio::sync::mpsc` has one receiver, so the C consumer tasks share it
+//!   behind an `Arc<tokio::sync::Mutex<Receiver>>` (Tokio's docs point to the
+//!   async-channel crate for MPMC; this peer stays within Tokio). The channel closes
+//!   when the last producer drops its `Sender`.
+//! * mutex_contended, mutex_yield: 8 tasks increment a counter under a
+//!   `tokio::sync::Mutex` (FIFO); mutex_yield awaits `yield_now` holding the guard
+//!   every 100 increments.
 //!
 //! The command line, the result check and the output line follow
 //! bench/peers/common/peer_common.h.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 const RT: &str = "tokio";
-const NAMES: [&str; 7] = ["fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch"];
+const NAMES: [&str; 11] = [
+    "fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch",
+    "chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield",
+];
+/// chan_mpmc's producers, consumers and capacity; the mutex workloads' tasks and how
+/// often mutex_yield yields (WORKLOADS.md).
+const MPMC_PRODUCERS: u64 = 4;
+const MPMC_CONSUMERS: u64 = 4;
+const MPMC_CAPACITY: usize = 1024;
+const MUTEX_TASKS: u64 = 8;
+const YIELD_EVERY: u64 = 100;
 
 type BoxFut = Pin<Box<dyn Future<Output = u64> + Send>>;
 
@@ -142,6 +163,85 @@ async fn timeouts(k: u64, threads: u64) -> u64 {
     sum
 }
 
+async fn chan_pingpong(r: u64) -> u64 {
+    let (there_tx, mut there_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let (back_tx, mut back_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let pong = tokio::spawn(async move {
+        for _ in 0..r {
+            let v = there_rx.recv().await.unwrap();
+            back_tx.send(v + 1).await.unwrap();
+        }
+    });
+    let mut counter = 0;
+    for _ in 0..r {
+        there_tx.send(counter).await.unwrap();
+        counter = back_rx.recv().await.unwrap();
+    }
+    pong.await.unwrap();
+    counter
+}
+
+async fn chan_mpmc(n: u64) -> u64 {
+    let (tx, rx) = tokio::sync::mpsc::channel::<u64>(MPMC_CAPACITY);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let consumers: Vec<_> = (0..MPMC_CONSUMERS)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut sum = 0;
+                // The guard is a temporary of the statement: released before the sum.
+                while let Some(v) = rx.lock().await.recv().await {
+                    sum += v;
+                }
+                sum
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..MPMC_PRODUCERS)
+        .map(|_| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..n / MPMC_PRODUCERS {
+                    tx.send(i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx); // the producers hold the only senders: the channel closes after them
+    for p in producers {
+        p.await.unwrap();
+    }
+    let mut sum = 0;
+    for c in consumers {
+        sum += c.await.unwrap();
+    }
+    sum
+}
+
+async fn mutex_counter(m: u64, yield_inside: bool) -> u64 {
+    let counter = Arc::new(tokio::sync::Mutex::new(0u64));
+    let tasks: Vec<_> = (0..MUTEX_TASKS)
+        .map(|t| {
+            let counter = counter.clone();
+            let share = m / MUTEX_TASKS + u64::from(t < m % MUTEX_TASKS);
+            tokio::spawn(async move {
+                for i in 1..=share {
+                    let mut guard = counter.lock().await;
+                    *guard += 1;
+                    if yield_inside && i % YIELD_EVERY == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let value = *counter.lock().await;
+    value
+}
+
 fn expected(w: &str, n: u64) -> u64 {
     match w {
         "fib" => {
@@ -155,6 +255,10 @@ fn expected(w: &str, n: u64) -> u64 {
         }
         "skynet" | "spawn_many" | "sleepers" => n * (n - 1) / 2,
         "yield" => 2 * n,
+        "chan_mpmc" => {
+            let k = n / MPMC_PRODUCERS;
+            MPMC_PRODUCERS * (k * (k - 1) / 2)
+        }
         _ => n,
     }
 }
@@ -215,6 +319,8 @@ fn main() {
         "skynet" | "spawn_many" | "timeouts" => 1_000_000,
         "yield" => 5_000_000,
         "sleepers" => 100_000,
+        "chan_pingpong" => 1_000_000,
+        "chan_mpmc" | "mutex_contended" | "mutex_yield" => 4_000_000,
         "switch" => 10_000_000,
         _ => fail(format!("unknown workload '{wl}'")),
     };
@@ -234,6 +340,9 @@ fn main() {
     };
     if wl == "fib" && size > 92 {
         fail("fib n must be at most 92".into());
+    }
+    if wl == "chan_mpmc" && size < 2 * MPMC_PRODUCERS {
+        fail(format!("chan_mpmc N must be at least {}", 2 * MPMC_PRODUCERS));
     }
     if wl == "skynet" {
         let mut p = size;
@@ -277,6 +386,10 @@ fn main() {
             }
             "sleepers" => tokio::spawn(sleepers(size)).await.unwrap(),
             "timeouts" => tokio::spawn(timeouts(size, threads)).await.unwrap(),
+            "chan_pingpong" => tokio::spawn(chan_pingpong(size)).await.unwrap(),
+            "chan_mpmc" => tokio::spawn(chan_mpmc(size)).await.unwrap(),
+            "mutex_contended" => tokio::spawn(mutex_counter(size, false)).await.unwrap(),
+            "mutex_yield" => tokio::spawn(mutex_counter(size, true)).await.unwrap(),
             _ => unreachable!(),
         };
         (result, t0.elapsed(), rss0)
@@ -284,6 +397,7 @@ fn main() {
     let ns = elapsed.as_nanos() as f64;
     let extra = match wl.as_str() {
         "yield" => format!(" extra=ns_per_switch={:.2}", ns / result.max(1) as f64),
+        "chan_pingpong" => format!(" extra=ns_per_round_trip={:.1}", ns / size as f64),
         "sleepers" => format!(" extra=rss_bytes_per_task={}", proc_status("VmHWM").saturating_sub(rss0) / size),
         _ => String::new(),
     };
