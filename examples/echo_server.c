@@ -13,7 +13,9 @@
  *
  * Shutdown on SIGINT or SIGTERM, echoing every byte already read:
  *   1. main blocks both signals before the runtime starts its threads (which inherit the
- *      mask), so they reach only main's sigwait;
+ *      mask), so they reach only main's sigwait. main is the plain (non-worker) thread
+ *      that stops the server: that way no other thread is inside weft while
+ *      weft_runtime_destroy runs;
  *   2. main, under registry_lock, sets `stopping`, closes the listening socket with
  *      weft_fd_close (the accept loop wakes with -ECANCELED and returns) and shuts down
  *      the reading side of every open connection (shutdown(SHUT_RD)): a task waiting for

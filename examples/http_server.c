@@ -16,13 +16,15 @@
  *
  * Shutdown on SIGINT or SIGTERM, without losing the reply to a request already read:
  *   1. main blocks both signals before the runtime starts its threads (which inherit the
- *      mask), so they reach only main's sigwait;
+ *      mask), so they reach only main's sigwait. main is the plain (non-worker) thread
+ *      that stops the server: that way no other thread is inside weft while
+ *      weft_runtime_destroy runs;
  *   2. main, under registry_lock, sets `stopping`, closes the listening socket with
  *      weft_fd_close (the accept loop wakes with -ECANCELED and returns) and shuts down
  *      the reading side of every open connection (shutdown(SHUT_RD)): a task waiting for
  *      a request reads end-of-file and closes;
  *   3. a task busy with a request answers it, then every complete request already in its
- *      buffer (the last reply says "Connection: close"), and reads nothing more;
+ *      buffer (the last reply says "Connection: close"), and reads no further request;
  *   4. weft_runtime_destroy waits for every task, then returns.
  * The accept loop registers a new connection under the same lock and closes it if
  * `stopping` is set: a connection is either shut down in step 2 or never served. A task

@@ -161,8 +161,8 @@ WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **resul
  * everything, join handles that were never joined or detached included (using one
  * afterwards is undefined). Call it once, from a thread that is not one of rt's workers.
  * Calls from other threads may overlap it: weft_spawn_on, weft_block_on,
- * weft_join(_until), weft_detach, weft_timer_create/arm/cancel/destroy and
- * weft_runtime_stats_get count themselves as they enter rt, and destroy frees nothing
+ * weft_join(_until), weft_detach, weft_timer_create/arm/cancel/destroy,
+ * weft_spawn_blocking_on and weft_runtime_stats_get count themselves as they enter rt, and destroy frees nothing
  * until every call that entered has returned (a spawn or arm that arrives after destroy
  * began fails with ESHUTDOWN). "Entered" is a few instructions into the call, and once
  * no task of rt is alive destroy may finish in microseconds: so a call from another
@@ -355,7 +355,11 @@ WEFT_API ssize_t weft_writev(int fd, struct iovec *iov, int iovcnt, uint64_t dea
  * negative errno. -EMFILE / -ENFILE (out of fds) are returned at once, never retried:
  * the connection stays queued in the kernel, and a server should back off (sleep a few
  * ms, or close idle connections) before it accepts again, else it spins.
- * -ECONNABORTED: a connection was reset while queued; simply accept again. */
+ * -ECONNABORTED: a connection was reset while queued; simply accept again.
+ * To stop an accept loop from another task or thread, set a flag the loop checks, then
+ * weft_fd_close the listening fd: a parked accept wakes with -ECANCELED, and a loop that
+ * was not parked sees the flag before it calls again (else its next call gets -EBADF,
+ * or a new file that reused the number). */
 WEFT_API int weft_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
                          uint64_t deadline_ns);
 
@@ -367,7 +371,12 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
                           uint64_t deadline_ns);
 
 /* Wakes every task waiting on fd with -ECANCELED (in every runtime), forgets fd, and
- * closes it. Any thread. Returns 0, or the negated errno of close(2) (-EBADF). */
+ * closes it. Any thread, at any time: the fd calls touch no runtime but the calling
+ * task's, and weft_fd_close reaches the others through a process-wide list that
+ * weft_runtime_destroy leaves before it frees anything, so they may overlap a destroy.
+ * Returns 0, or the negated errno of close(2) (-EBADF). To wake a reader without
+ * closing (to let it still reply), shutdown(fd, SHUT_RD) on a socket makes its wait
+ * return readable and its read return 0. */
 WEFT_API int weft_fd_close(int fd);
 
 /* A TCP listening socket bound to host:port (host NULL or "": every local address,

@@ -144,6 +144,7 @@ static int transfer(weft_chan *ch, void *elem, bool is_send, uint64_t deadline_n
         w.elem = elem;
         weft__waiter_list_push(queue, &w);
         queued = true;
+        WEFT__SYNC_CHAOS_POINT("SYNC-Q1"); /* queued, the lock still held */
     }
     weft__spinlock_unlock(&ch->lock);
     weft__waiter_list_deliver_outcomes(&out); /* (SYNC-W2) */

@@ -173,8 +173,7 @@ WEFT_API int weft_mutex_unlock(weft_mutex *pm) {
     }
     weft__spinlock_unlock(&m->queue.lock);
     if (w) {
-        WEFT__CHAOS_POINT(weft__worker_current() ? weft__worker_current()->runtime->chaos_seed : 0,
-                          "SYNC-W2");
+        WEFT__SYNC_CHAOS_POINT("SYNC-W1");
         /* (SYNC-W2) */
         weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
         weft__wait_deliver(&w->wait, handed, &batch);

@@ -192,6 +192,7 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             }
             if (!can) {
                 weft__waiter_list_push(queue, w);
+                WEFT__SYNC_CHAOS_POINT("SELECT-2");
                 sites[count] = (select_site){.is_fd = false, .queue = {&c->chan->lock, queue}};
                 waits[count] = &w->wait;
                 wait_case[count++] = i;
@@ -236,6 +237,7 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
     int rc = count ? weft__wait_block_any(waits, count, until, withdraw_any, structures) : 0;
     if (!count && !decided && until != WEFT_FOREVER)
         weft_sleep_until(until); /* nothing queued (only a thread's fd cases, or none) */
+    WEFT__SYNC_CHAOS_POINT("SELECT-3");
     /* (SELECT-4) */
     AO_t winner = weft__atomic_load_acquire(&self.winner);
     if (winner != WEFT__SELECT_NONE && performed < 0) {
@@ -303,6 +305,7 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns) {
         if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
             return -ETIMEDOUT;
         bool retry;
+        WEFT__SYNC_CHAOS_POINT("SELECT-1");
         int got = wait_round(cases, order, used, deadline_ns, reactor, &retry);
         if (got >= 0)
             return got;

@@ -36,6 +36,11 @@ uint64_t weft__sync_self(void) {
     return thread_id;
 }
 
+uint64_t weft__sync_chaos_seed(void) {
+    weft__worker *w = weft__worker_current();
+    return w ? w->runtime->chaos_seed : 0;
+}
+
 void weft__waiter_init(weft__waiter *w) {
     weft__wait_init(&w->wait);
     w->next = w->prev = NULL;
@@ -92,8 +97,7 @@ weft__waiter *weft__waiter_list_pop(weft__waiter_list *l) {
 bool weft__waitq_withdraw(weft__wait *wait, void *structure) {
     weft__waitq_site *site = structure;
     weft__waiter *w = (weft__waiter *)wait; /* wait is the first member */
-    weft__worker *worker = weft__worker_current();
-    WEFT__CHAOS_POINT(worker ? worker->runtime->chaos_seed : 0, "SYNC-Q3");
+    WEFT__SYNC_CHAOS_POINT("SYNC-Q3");
     /* (SYNC-Q3) */
     weft__spinlock_lock(site->lock);
     bool withdrew = w->queued;
@@ -104,6 +108,7 @@ bool weft__waitq_withdraw(weft__wait *wait, void *structure) {
 }
 
 int weft__waitq_block(weft__waiter *w, weft__waitq_site *site, uint64_t deadline_ns) {
+    WEFT__SYNC_CHAOS_POINT("SYNC-Q2");
     return weft__wait_block(&w->wait, deadline_ns, weft__waitq_withdraw, site);
 }
 
@@ -120,6 +125,7 @@ static void deliver(weft__waiter_list *l, bool outcomes, int result) {
     /* `next` is read before each delivery: after it the waiter may be gone (WAIT-D3). */
     for (weft__waiter *w = l->head, *next; w; w = next) {
         next = w->next;
+        WEFT__SYNC_CHAOS_POINT("SYNC-W2");
         weft__wait_deliver(&w->wait, outcomes ? w->outcome : result, &batch);
     }
     weft__wake_batch_finish(&batch);

@@ -11,6 +11,7 @@
 #define WEFT__SYNC_WAITQ_H
 
 #include "base/atomic.h"
+#include "base/chaos.h"
 #include "base/spinlock.h"
 #include "sched/wait.h"
 
@@ -51,6 +52,11 @@ typedef struct weft__waitq {
 } weft__waitq;
 
 _Static_assert(sizeof(weft__waitq) == 24, "weft__waitq is part of inline public types");
+
+/* The chaos seed of the calling worker's runtime, or 0 (a plain thread): sync objects
+ * belong to no runtime, so their chaos points (base/chaos.h) follow the caller's. */
+uint64_t weft__sync_chaos_seed(void);
+#define WEFT__SYNC_CHAOS_POINT(label) WEFT__CHAOS_POINT(weft__sync_chaos_seed(), label)
 
 /* A waiter for the calling task (or thread), not queued. */
 void weft__waiter_init(weft__waiter *w);

@@ -248,7 +248,8 @@ tmp=$(mktemp -d) || die "mktemp failed"
 server_pid=""
 load_pid=""
 cleanup() {
-    [[ -n $load_pid ]] && kill -KILL "$load_pid" 2>/dev/null
+    # load_pid is timeout(1), which passes a TERM on to wrk or the client (a KILL would not).
+    [[ -n $load_pid ]] && kill -TERM "$load_pid" 2>/dev/null
     [[ -n $server_pid ]] && kill -KILL "$server_pid" 2>/dev/null
     rm -rf "$tmp"
 }

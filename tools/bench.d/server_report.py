@@ -182,6 +182,19 @@ class Report:
                     cells.append(text)
             self.w("| %s | %s |" % (DISPLAY.get(rt, rt), " | ".join(cells)))
         self.w()
+        self.w("The spread behind those medians: every run's req/s, lowest to highest (on a "
+               "shared machine, read the spread before the medians).")
+        self.w()
+        self.w("| server | " + " | ".join("c=%s req/s, runs" % c for c in conns) + " |")
+        self.w("|---|" + "---:|" * len(conns))
+        for rt in self.raw.runtimes():
+            cells = []
+            for c in conns:
+                vals = sorted(num(r["figures"].get("requests_per_s"))
+                              for r in self.raw.select("http_hello", rt, c) if r["status"] == "ok")
+                cells.append(" / ".join(fmt_rps(v) for v in vals) if vals else "n/a")
+            self.w("| %s | %s |" % (DISPLAY.get(rt, rt), " | ".join(cells)))
+        self.w()
 
     def idle_table(self):
         n = self.raw.meta.get("idle_connections", "?")
