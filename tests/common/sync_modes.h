@@ -23,6 +23,8 @@
 #define MS      1000000ull
 #define SECONDS 1000000000ull
 
+/* Every helper below is marked unused: a file need not use them all. */
+
 /* How late a call may return after its deadline before the test calls it a hang: the
  * machine is shared and noisy. */
 #define LATE_BOUND (10 * SECONDS)
@@ -33,12 +35,12 @@ typedef struct body {
     void (*fn)(void);
 } body;
 
-static void *body_task(void *arg) {
+__attribute__((unused)) static void *body_task(void *arg) {
     ((body *)arg)->fn();
     return NULL;
 }
 
-static void in_task(void (*fn)(void), unsigned workers) {
+__attribute__((unused)) static void in_task(void (*fn)(void), unsigned workers) {
     body b = {fn};
     mode = "task";
     cr_assert_eq(weft_run(&(weft_config){.workers = workers}, body_task, &b, NULL), 0,
@@ -46,7 +48,7 @@ static void in_task(void (*fn)(void), unsigned workers) {
     WEFT_ASSERT_NO_LEAKS();
 }
 
-static void in_every_mode(void (*fn)(void)) {
+__attribute__((unused)) static void in_every_mode(void (*fn)(void)) {
     in_task(fn, 2);
 
     mode = "thread";
@@ -67,12 +69,12 @@ typedef struct peer {
     pthread_t thread;
 } peer;
 
-static void thread_start(peer *p, weft_fn fn, void *arg) {
+__attribute__((unused)) static void thread_start(peer *p, weft_fn fn, void *arg) {
     p->task = NULL;
     cr_assert_eq(pthread_create(&p->thread, NULL, fn, arg), 0, "pthread_create");
 }
 
-static void peer_start(peer *p, weft_fn fn, void *arg) {
+__attribute__((unused)) static void peer_start(peer *p, weft_fn fn, void *arg) {
     if (weft_runtime_current()) {
         p->task = weft_spawn(fn, arg);
         cr_assert_not_null(p->task, "[%s] spawn: %s", mode, strerror(errno));
@@ -81,7 +83,7 @@ static void peer_start(peer *p, weft_fn fn, void *arg) {
     }
 }
 
-static void *peer_join(peer *p) {
+__attribute__((unused)) static void *peer_join(peer *p) {
     void *r = NULL;
     if (p->task)
         cr_assert_eq(weft_join(p->task, &r), 0, "join");
@@ -91,7 +93,7 @@ static void *peer_join(peer *p) {
 }
 
 /* Sleeps the task or the thread. */
-static void nap_ms(uint64_t ms) {
+__attribute__((unused)) static void nap_ms(uint64_t ms) {
     if (weft_runtime_current())
         cr_assert_eq(weft_sleep_ms(ms), 0, "sleep");
     else
@@ -99,7 +101,7 @@ static void nap_ms(uint64_t ms) {
 }
 
 /* Waits (napping) until *flag is non-zero; fails after 10 s. */
-static void await_flag(weft__atomic_word *flag, const char *what) {
+__attribute__((unused)) static void await_flag(weft__atomic_word *flag, const char *what) {
     uint64_t give_up = weft_now() + 10 * SECONDS;
     while (!weft__atomic_load_acquire(flag)) {
         cr_assert_lt(weft_now(), give_up, "[%s] %s: not within 10 s", mode, what);
@@ -108,7 +110,7 @@ static void await_flag(weft__atomic_word *flag, const char *what) {
 }
 
 /* rc must be -ETIMEDOUT, returned no earlier than deadline and not absurdly late. */
-static void check_timed_out(long rc, uint64_t deadline, const char *what) {
+__attribute__((unused)) static void check_timed_out(long rc, uint64_t deadline, const char *what) {
     uint64_t now = weft_now();
     cr_assert_eq(rc, -ETIMEDOUT, "[%s] %s returned %ld, not -ETIMEDOUT", mode, what, rc);
     cr_assert_geq(now, deadline, "[%s] %s timed out %llu ns early", mode, what,
@@ -119,25 +121,25 @@ static void check_timed_out(long rc, uint64_t deadline, const char *what) {
 
 /* A runtime of ONE worker for blockers (sync_util.h: only then is "its worker sleeps"
  * the same as "the task is parked"). */
-static weft_runtime *one_worker_runtime(void) {
+__attribute__((unused)) static weft_runtime *one_worker_runtime(void) {
     weft_runtime *rt;
     cr_assert_eq(weft_runtime_create(&(weft_config){.workers = 1}, &rt), 0, "create");
     return rt;
 }
 
-static void start_blocker(sync_blocker *b, weft_runtime *rt, sync_block_fn fn, void *ctx,
-                          long param) {
+__attribute__((unused)) static void start_blocker(sync_blocker *b, weft_runtime *rt,
+                                                  sync_block_fn fn, void *ctx, long param) {
     int rc = sync_blocker_start(b, rt, fn, ctx, param);
     cr_assert_eq(rc, 0, "start a %s blocker: %s", rt ? "task" : "thread", strerror(-rc));
 }
 
-static void await_parked(sync_blocker *b, const char *what) {
+__attribute__((unused)) static void await_parked(sync_blocker *b, const char *what) {
     int rc = sync_blocker_await_parked(b, 10000);
     cr_assert_eq(rc, 0, "%s (a %s) %s", what, b->task ? "task" : "thread",
                  rc == -EALREADY ? "returned instead of waiting" : "did not park within 10 s");
 }
 
-static void join_blocker(sync_blocker *b) {
+__attribute__((unused)) static void join_blocker(sync_blocker *b) {
     cr_assert_eq(sync_blocker_join(b), 0, "join a blocker");
 }
 
