@@ -1,5 +1,5 @@
 # The library's sources, relative to the repository root, room by room (docs/
-# ARCHITECTURE.md): base, arch, sched, time, io, then the composition root. One list, read by
+# ARCHITECTURE.md): base, arch, sched, time, io, sync, then the composition root. One list, read by
 # the root CMakeLists.txt; keep each room sorted. The arch room holds one file per target:
 # the context switch for the processor being built for.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
@@ -34,4 +34,12 @@ set(WEFT_RUNTIME_SOURCES
     runtime/io/poller_epoll.c
     runtime/io/reactor.c
     runtime/io/tcp.c
+    runtime/sync/chan.c
+    runtime/sync/cond.c
+    runtime/sync/event.c
+    runtime/sync/mutex.c
+    runtime/sync/select.c
+    runtime/sync/semaphore.c
+    runtime/sync/waitgroup.c
+    runtime/sync/waitq.c
     runtime/runtime.c)

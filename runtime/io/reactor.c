@@ -289,7 +289,8 @@ static bool withdraw_wait(weft__wait *wait, void *structure) {
     return weft__atomic_cas_full(word, (AO_t)wait, 0) == (AO_t)wait;
 }
 
-int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadline_ns) {
+int weft__reactor_publish(weft__reactor *r, int fd, unsigned events, weft__io_waits *io) {
+    io->count = 0;
     weft__io_slot *s = slot_of(r, fd, true);
     if (!s)
         return fd < 0 || (size_t)fd / WEFT__SLOTS_PER_CHUNK >= r->chunk_count ? -EBADF : -ENOMEM;
@@ -302,20 +303,18 @@ int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadl
     if (rc < 0)
         return rc;
     WEFT__CHAOS_POINT(chaos, "IO-W1");
+    io->generation = g;
     /* (IO-W2) */
-    weft__wait waits[2];
-    weft__wait *published[2];
-    void *words[2];
-    size_t count = 0;
     unsigned ready = 0, consumed = 0;
     bool busy = false;
     for (int d = 0; d < 2; d++) {
         unsigned bit = d == WEFT__DIR_IN ? WEFT_IN : WEFT_OUT;
         if (!(events & bit))
             continue;
-        weft__wait *wait = &waits[d];
+        weft__wait *wait = &io->waits[d];
         weft__wait_init(wait);
         wait->tag = g;
+        wait->thread_word = io->thread_word;
         weft__atomic_word *word = &s->waiter[d];
         AO_t old = weft__atomic_load_acquire(word);
         for (;;) {
@@ -335,8 +334,8 @@ int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadl
                     ready |= bit;
                     consumed |= bit;
                 } else {
-                    published[count] = wait;
-                    words[count++] = (void *)(uintptr_t)word;
+                    io->published[io->count] = wait;
+                    io->words[io->count++] = (void *)(uintptr_t)word;
                 }
                 break;
             }
@@ -350,38 +349,66 @@ int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadl
      * pass an earlier store-release; atomic.h). */
     weft__atomic_fence_full();
     bool closed = weft__atomic_load_acquire(&s->generation) != g;
-    if (busy || ready || closed || count == 0) {
-        /* Take our waits back (or their deliveries: a deadline already past is a poll). */
-        int delivered = count ? weft__wait_block_any(published, count, 0, withdraw_wait, words) : 0;
-        for (size_t i = 0; delivered > 0 && i < count; i++)
-            if (weft__wait_delivered(published[i]) && published[i]->result > 0) {
-                ready |= (unsigned)published[i]->result;
-                consumed &= ~(unsigned)published[i]->result;
-                if (busy || closed) /* not returned: leave the edge for the next wait */
-                    (void)weft__atomic_cas_full((weft__atomic_word *)words[i], 0,
-                                                ready_mark(low32(g)));
-            }
-        if (busy)
-            return -EBUSY;
-        if (ready & ~consumed)
-            return (int)(ready & ~consumed);
-        return closed ? -ECANCELED : 0; /* a consumed mark may predate the caller's try */
-    }
-    /* (IO-W4) */
-    rc = weft__wait_block_any(published, count, deadline_ns, withdraw_wait, words);
-    if (rc < 0)
-        return rc;
+    if (!busy && !ready && !closed && io->count > 0)
+        return 0; /* published: the caller waits (IO-W4) */
+    /* Take our waits back (or their deliveries, as a poll would). */
+    size_t count = io->count;
+    int delivered = count ? weft__wait_block_any(io->published, count, 0, weft__reactor_withdraw,
+                                                 io->words)
+                          : 0;
+    io->count = 0;
+    for (size_t i = 0; delivered > 0 && i < count; i++)
+        if (weft__wait_delivered(io->published[i]) && io->published[i]->result > 0) {
+            ready |= (unsigned)io->published[i]->result;
+            consumed &= ~(unsigned)io->published[i]->result;
+            if (busy || closed) /* not returned: leave the edge for the next wait */
+                weft__reactor_keep_edge(io, i);
+        }
+    if (busy)
+        return -EBUSY;
+    if (ready & ~consumed)
+        return (int)(ready & ~consumed);
+    /* Nothing published: a consumed mark (it may predate the caller's try: "look
+     * again", 0 with count 0), or closed. */
+    return closed ? -ECANCELED : 0;
+}
+
+bool weft__reactor_withdraw(weft__wait *wait, void *word) {
+    return withdraw_wait(wait, word);
+}
+
+void weft__reactor_keep_edge(weft__io_waits *io, size_t i) {
+    /* Full: as IO-E2; only over an empty word (a newer mark or wait stays). */
+    (void)weft__atomic_cas_full((weft__atomic_word *)io->words[i], 0,
+                                ready_mark(low32(io->generation)));
+}
+
+int weft__reactor_result(const weft__io_waits *io) {
     int result = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (!weft__wait_delivered(published[i]))
+    for (size_t i = 0; i < io->count; i++) {
+        if (!weft__wait_delivered(io->published[i]))
             continue;
-        int one = published[i]->result;
+        int one = io->published[i]->result;
         if (one < 0)
             result = one; /* -ECANCELED: closed */
         else if (result >= 0)
             result |= one;
     }
     return result;
+}
+
+int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadline_ns) {
+    weft__io_waits io;
+    io.thread_word = NULL;
+    int rc = weft__reactor_publish(r, fd, events, &io);
+    if (rc != 0 || io.count == 0)
+        return rc;
+    /* (IO-W4) */
+    rc = weft__wait_block_any(io.published, io.count, deadline_ns, weft__reactor_withdraw,
+                              io.words);
+    if (rc < 0)
+        return rc;
+    return weft__reactor_result(&io);
 }
 
 /* ---- The polling side ---------------------------------------------------------------- */

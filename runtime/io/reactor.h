@@ -9,8 +9,10 @@
 #define WEFT__IO_REACTOR_H
 
 #include "sched/driver.h"
+#include "sched/wait.h"
 #include "sched/worker.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "weft.h"
@@ -34,6 +36,28 @@ weft__driver *weft__io_driver_create(weft__reactor *r, weft__worker *w, weft__dr
  * these events), -EBADF (fd beyond the table), -ENOMEM. For an fd the poller cannot
  * watch (a regular file: always ready) returns `events`. */
 int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadline_ns);
+
+/* The parts of weft__reactor_wait, for a caller that waits on an fd and on other things
+ * at once (weft_select). */
+typedef struct weft__io_waits {
+    weft__wait waits[2];        /* IN, OUT */
+    weft__wait *published[2];   /* those published, in `count` */
+    void *words[2];             /* the slot words they are published in */
+    size_t count;
+    uint64_t generation;        /* the registration they belong to */
+    weft__atomic_u32 *thread_word; /* set by the caller before publish: see wait.h */
+} weft__io_waits;
+/* (IO-W1..W3) Registers fd and publishes waits for `events` in io. Returns 0 with
+ * io->count > 0 (published: block on io->published with weft__reactor_withdraw over
+ * io->words, then read weft__reactor_result), 0 with io->count 0 (look again), the
+ * ready subset (> 0, nothing published), or a negative errno (as weft__reactor_wait). */
+int weft__reactor_publish(weft__reactor *r, int fd, unsigned events, weft__io_waits *io);
+bool weft__reactor_withdraw(weft__wait *wait, void *word);
+/* After the block: the ready mask, -ECANCELED, or 0 (look again). */
+int weft__reactor_result(const weft__io_waits *io);
+/* A delivered readiness the caller will not use (its select performed another case):
+ * left for the next wait on the fd. */
+void weft__reactor_keep_edge(weft__io_waits *io, size_t i);
 
 /* weft_fd_close: every runtime's reactor forgets fd and wakes its waiters with
  * -ECANCELED, and fd is closed (IO-C1..C3). Any thread. 0 or close(2)'s -errno. */

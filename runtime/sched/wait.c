@@ -66,6 +66,7 @@ void weft__wait_init(weft__wait *wait) {
     weft__atomic_u32_store_release(&wait->done, WEFT__WAIT_WAITING);
     wait->result = 0;
     wait->tag = 0;
+    wait->thread_word = NULL;
 }
 
 /* (WAIT-B3) The waker decided: wait out its last touch (a few instructions, no system
@@ -119,12 +120,17 @@ int weft__wait_block_any(weft__wait *const *waits, size_t n, uint64_t deadline_n
         if (tm)
             weft__timer_release(tm);
     } else {
-        /* (WAIT-B2) A plain thread sleeps on the first wait's `done` (a thread waits on
-         * one structure at a time: the I/O calls' thread path uses poll(2), not this). */
+        /* (WAIT-B2) A plain thread sleeps on the first wait's `done`, or on its own word
+         * when it waits on several (thread_word: every delivery bumps it first). */
         unsigned seen = WEFT__WAIT_DONE;
-        while (!any_delivered(waits, n, &seen) &&
-               (deadline_ns == WEFT_FOREVER || weft_now() < deadline_ns))
-            weft__futex_wait_until(&waits[0]->done, WEFT__WAIT_WAITING, deadline_ns);
+        weft__atomic_u32 *word = waits[0]->thread_word;
+        for (;;) {
+            unsigned value = word ? weft__atomic_u32_load_acquire(word) : WEFT__WAIT_WAITING;
+            if (any_delivered(waits, n, &seen) ||
+                (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns))
+                break;
+            weft__futex_wait_until(word ? word : &waits[0]->done, value, deadline_ns);
+        }
     }
     int delivered = settle(waits, n, withdraw, structures);
     return delivered > 0 ? delivered : failure;
@@ -145,10 +151,14 @@ void weft__wait_deliver(weft__wait *wait, int result, weft__wake_batch *batch) {
     weft_task *task = wait->task;
     wait->result = result;
     if (!task) {
-        /* (WAIT-D1..D3 at once) Release: pairs with the thread's acquire of `done`. */
+        weft__atomic_u32 *word = wait->thread_word;
+        /* (WAIT-D1) Bumped while the thread is sure to be there (`done` not yet set). */
+        if (word)
+            weft__atomic_u32_fetch_add_full(word, 1);
+        /* (WAIT-D3) Release: pairs with the thread's acquire of `done`. */
         weft__atomic_u32_store_release(&wait->done, WEFT__WAIT_DONE);
         /* (WAIT-D4) The address only: see the top of the file. */
-        weft__futex_wake(&wait->done, 1);
+        weft__futex_wake(word ? word : &wait->done, 1);
         return;
     }
     /* (WAIT-D1) Release: `result` is published; from here the task, whenever it runs,

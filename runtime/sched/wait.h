@@ -36,6 +36,10 @@ typedef struct weft__wait {
     /* For the structure's use while published (I/O: the fd's generation), written by
      * the waiter before it publishes. */
     uint64_t tag;
+    /* A thread waiting on several waits at once sleeps on one word of its own, which
+     * every delivery bumps (WAIT-D1) before `done`: NULL for a single wait (the thread
+     * sleeps on `done`) and for a task. */
+    weft__atomic_u32 *thread_word;
 } weft__wait;
 
 /* Wake-ups delivered by one waker in a batch: the system call that wakes an idle worker
@@ -63,8 +67,9 @@ int weft__wait_block(weft__wait *wait, uint64_t deadline_ns, weft__wait_withdraw
                      void *structure);
 
 /* weft__wait_block for a task waiting on several structures at once (each wait published
- * in one), until any of them is delivered: waits[0..n) are all the calling task's (or,
- * for a plain thread, n is 1). Then every wait not delivered is withdrawn, and those a
+ * in one), until any of them is delivered: waits[0..n) are all the calling task's (or
+ * thread's: then every wait's thread_word must point to one word of the caller's, set
+ * before they were published, if n > 1). Then every wait not delivered is withdrawn, and those a
  * waker took meanwhile are waited out: on return no waker holds any of them. Returns how
  * many were delivered (weft__wait_delivered tells which; each has its `result`), or
  * -ETIMEDOUT / -ENOMEM when none was. */

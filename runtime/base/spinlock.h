@@ -1,0 +1,30 @@
+/*
+ * spinlock.h: a one-word lock for critical sections of a few dozen instructions (a wait
+ * queue's links, an fd slot's registration). Zero is unlocked, so a zeroed object holds
+ * a valid lock. A waiter that spins long yields its CPU (weft__spin_wait), so a holder
+ * preempted by the kernel gets to run: never used around a system call that blocks.
+ * Acquire/release: the holder sees what the previous holder wrote (TSan sees the edge).
+ */
+#ifndef WEFT__BASE_SPINLOCK_H
+#define WEFT__BASE_SPINLOCK_H
+
+#include "base/atomic.h"
+
+#include <stdbool.h>
+
+static inline bool weft__spinlock_try(weft__atomic_word *lock) {
+    /* Acquire on success: pairs with the previous holder's release in unlock. */
+    return weft__atomic_load_relaxed(lock) == 0 && weft__atomic_cas_acquire(lock, 0, 1) == 0;
+}
+
+static inline void weft__spinlock_lock(weft__atomic_word *lock) {
+    unsigned rounds = 0;
+    while (!weft__spinlock_try(lock))
+        weft__spin_wait(&rounds);
+}
+
+static inline void weft__spinlock_unlock(weft__atomic_word *lock) {
+    weft__atomic_store_release(lock, 0);
+}
+
+#endif /* WEFT__BASE_SPINLOCK_H */

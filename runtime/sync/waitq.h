@@ -1,0 +1,95 @@
+/*
+ * waitq.h: the wait queue under every sync primitive and channel: a FIFO of waiters,
+ * each a sched/wait.h wait (WAIT-B/D) plus what the primitive needs (the element a
+ * channel copies, the select a waiter belongs to). The queue's links are guarded by a
+ * spin lock that the primitive owns (its own, or a channel's); the protocol (SYNC-*) is
+ * in waitq.c.
+ *
+ * A zeroed weft__waitq is an empty queue with an unlocked lock.
+ */
+#ifndef WEFT__SYNC_WAITQ_H
+#define WEFT__SYNC_WAITQ_H
+
+#include "base/atomic.h"
+#include "base/spinlock.h"
+#include "sched/wait.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct weft__select;
+
+typedef struct weft__waiter {
+    weft__wait wait; /* the WAIT protocol: task, done, result */
+    /* Under the queue's lock. */
+    struct weft__waiter *next, *prev;
+    bool queued;
+    /* Immutable while queued. */
+    uint64_t since;              /* when it first queued (the mutex's starvation rule) */
+    void *elem;                  /* a channel's: where to copy to (recv) or from (send) */
+    struct weft__select *select; /* the select it is one case of, or NULL */
+    unsigned case_index;         /* its case in that select */
+    /* Set by the waker that popped it, under the lock, for a delivery after the unlock
+     * (weft__waiter_list_deliver_outcomes). */
+    int outcome;
+} weft__waiter;
+
+_Static_assert(offsetof(weft__waiter, wait) == 0, "a weft__wait * is its weft__waiter *");
+
+/* Who is calling, for owners (the mutex): the current task's id, or for any other thread
+ * an id of its own (bit 63 set, so never a task's). Never 0. */
+uint64_t weft__sync_self(void);
+
+typedef struct weft__waiter_list {
+    weft__waiter *head, *tail;
+} weft__waiter_list;
+
+typedef struct weft__waitq {
+    weft__atomic_word lock;
+    weft__waiter_list list;
+} weft__waitq;
+
+_Static_assert(sizeof(weft__waitq) == 24, "weft__waitq is part of inline public types");
+
+/* A waiter for the calling task (or thread), not queued. */
+void weft__waiter_init(weft__waiter *w);
+
+/* Under the lock. */
+void weft__waiter_list_push(weft__waiter_list *l, weft__waiter *w);       /* at the tail */
+void weft__waiter_list_push_front(weft__waiter_list *l, weft__waiter *w); /* at the head */
+weft__waiter *weft__waiter_list_pop(weft__waiter_list *l);                /* NULL if empty */
+void weft__waiter_list_remove(weft__waiter_list *l, weft__waiter *w);
+/* Under the lock: empties l, returning its waiters (no longer queued) for delivery. */
+weft__waiter_list weft__waiter_list_take_all(weft__waiter_list *l);
+/* After the unlock (SYNC-W2): delivers `result` to every waiter of a taken list. */
+void weft__waiter_list_deliver(weft__waiter_list *l, int result);
+/* Likewise, each waiter with its own `outcome`. */
+void weft__waiter_list_deliver_outcomes(weft__waiter_list *l);
+/* Under the lock: appends a popped waiter to a list of deliveries (links `next` only). */
+static inline void weft__waiter_list_append_popped(weft__waiter_list *l, weft__waiter *w) {
+    w->next = NULL;
+    if (l->tail)
+        l->tail->next = w;
+    else
+        l->head = w;
+    l->tail = w;
+}
+static inline bool weft__waiter_list_empty(const weft__waiter_list *l) {
+    return l->head == NULL;
+}
+
+/* The withdraw of WAIT-B3 for a waiter queued on `l` under `lock`: takes it out if it is
+ * still queued. `structure` is a weft__waitq_site. */
+typedef struct weft__waitq_site {
+    weft__atomic_word *lock;
+    weft__waiter_list *list;
+} weft__waitq_site;
+bool weft__waitq_withdraw(weft__wait *wait, void *site);
+
+/* Blocks the waiter `w`, queued on `site` by the caller (who has released the lock since),
+ * until delivered or the deadline (WAIT-B2/B3). Returns its result, or -ETIMEDOUT /
+ * -ENOMEM when withdrawn. */
+int weft__waitq_block(weft__waiter *w, weft__waitq_site *site, uint64_t deadline_ns);
+
+#endif /* WEFT__SYNC_WAITQ_H */
