@@ -63,15 +63,32 @@ __attribute__((unused)) static void in_every_mode(void (*fn)(void)) {
     WEFT_ASSERT_NO_LEAKS();
 }
 
-/* A helper that runs beside the body: a task when the body is in a task, else a thread. */
+/* A helper that runs beside the body: a task when the body is in a task, else a thread.
+ * A task joins a thread peer without blocking its worker (it naps until the thread is
+ * done, then joins it): a worker blocked in pthread_join would hold up the tasks and
+ * timers queued on it. */
 typedef struct peer {
     weft_task *task;
     pthread_t thread;
+    weft_fn fn;
+    void *arg, *result;
+    weft__atomic_word done;
 } peer;
+
+static void *peer_thread_main(void *arg) {
+    peer *p = arg;
+    p->result = p->fn(p->arg);
+    weft__atomic_store_release(&p->done, 1);
+    return NULL;
+}
 
 __attribute__((unused)) static void thread_start(peer *p, weft_fn fn, void *arg) {
     p->task = NULL;
-    cr_assert_eq(pthread_create(&p->thread, NULL, fn, arg), 0, "pthread_create");
+    p->fn = fn;
+    p->arg = arg;
+    p->result = NULL;
+    weft__atomic_store_release(&p->done, 0);
+    cr_assert_eq(pthread_create(&p->thread, NULL, peer_thread_main, p), 0, "pthread_create");
 }
 
 __attribute__((unused)) static void peer_start(peer *p, weft_fn fn, void *arg) {
@@ -85,11 +102,15 @@ __attribute__((unused)) static void peer_start(peer *p, weft_fn fn, void *arg) {
 
 __attribute__((unused)) static void *peer_join(peer *p) {
     void *r = NULL;
-    if (p->task)
+    if (p->task) {
         cr_assert_eq(weft_join(p->task, &r), 0, "join");
-    else
-        cr_assert_eq(pthread_join(p->thread, &r), 0, "pthread_join");
-    return r;
+        return r;
+    }
+    if (weft_runtime_current())
+        while (!weft__atomic_load_acquire(&p->done))
+            cr_assert_eq(weft_sleep_ms(1), 0, "sleep");
+    cr_assert_eq(pthread_join(p->thread, NULL), 0, "pthread_join");
+    return p->result;
 }
 
 /* Sleeps the task or the thread. */
@@ -118,6 +139,20 @@ __attribute__((unused)) static void check_timed_out(long rc, uint64_t deadline, 
     cr_assert_lt(now - deadline, LATE_BOUND, "[%s] %s returned %llu ms after its deadline",
                  mode, what, (unsigned long long)((now - deadline) / MS));
 }
+
+/* A deadline already past (1 ns) makes the call a poll: -ETIMEDOUT, and at once (within
+ * the same generous bound). */
+__attribute__((unused)) static void check_poll_at(long rc, uint64_t started, const char *what) {
+    cr_assert_eq(rc, -ETIMEDOUT, "[%s] %s returned %ld, not -ETIMEDOUT", mode, what, rc);
+    cr_assert_lt(weft_now() - started, LATE_BOUND, "[%s] %s (a poll) took %llu ms", mode, what,
+                 (unsigned long long)((weft_now() - started) / MS));
+}
+#define check_poll(call, what)                                                                     \
+    do {                                                                                           \
+        uint64_t started_ = weft_now();                                                            \
+        long rc_ = (call);                                                                         \
+        check_poll_at(rc_, started_, what);                                                        \
+    } while (0)
 
 /* A runtime of ONE worker for blockers (sync_util.h: only then is "its worker sleeps"
  * the same as "the task is parked"). */
