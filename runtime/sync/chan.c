@@ -135,18 +135,18 @@ static int transfer(weft_chan *ch, void *elem, bool is_send, uint64_t deadline_n
     weft__waiter w;
     weft__waiter_list *queue = is_send ? &ch->senders : &ch->receivers;
     /* (SYNC-Q1) */
-    weft__spinlock_lock(&ch->lock);
+    weft__qlock(&ch->lock);
     bool done = is_send ? weft__chan_send_locked(ch, elem, &rc, &out, NULL)
                         : weft__chan_recv_locked(ch, elem, &rc, &out, NULL);
     bool queued = false;
     if (!done && wait && (deadline_ns == WEFT_FOREVER || weft_now() < deadline_ns)) {
         weft__waiter_init(&w);
         w.elem = elem;
-        weft__waiter_list_push(queue, &w);
+        weft__waitq_push(&ch->lock, queue, &w);
         queued = true;
         WEFT__SYNC_CHAOS_POINT("SYNC-Q1"); /* queued, the lock still held */
     }
-    weft__spinlock_unlock(&ch->lock);
+    weft__qunlock(&ch->lock);
     weft__waiter_list_deliver_outcomes(&out); /* (SYNC-W2) */
     if (done)
         return rc;
@@ -187,14 +187,14 @@ WEFT_API int weft_chan_close(weft_chan *ch) {
     if (!ch)
         return -EINVAL;
     weft__waiter_list out = {NULL, NULL};
-    weft__spinlock_lock(&ch->lock);
+    weft__qlock(&ch->lock);
     bool was_closed = ch->closed;
     if (!was_closed) {
         ch->closed = true;
         take_all_closed(&ch->senders, &out);
         take_all_closed(&ch->receivers, &out);
     }
-    weft__spinlock_unlock(&ch->lock);
+    weft__qunlock(&ch->lock);
     weft__waiter_list_deliver_outcomes(&out);
     return was_closed ? -EPIPE : 0;
 }
@@ -202,9 +202,10 @@ WEFT_API int weft_chan_close(weft_chan *ch) {
 WEFT_API int weft_chan_destroy(weft_chan *ch) {
     if (!ch)
         return -EINVAL;
-    weft__spinlock_lock(&ch->lock);
-    bool busy = !weft__waiter_list_empty(&ch->senders) || !weft__waiter_list_empty(&ch->receivers);
-    weft__spinlock_unlock(&ch->lock);
+    weft__qlock(&ch->lock);
+    bool busy = !weft__waiter_list_empty(&ch->senders) || !weft__waiter_list_empty(&ch->receivers) ||
+                weft__qbusy(&ch->lock);
+    weft__qunlock(&ch->lock);
     if (busy)
         return -EBUSY;
     if (ch->buffer)

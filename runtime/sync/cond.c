@@ -34,9 +34,9 @@ WEFT_API int weft_cond_wait(weft_cond *pc, weft_mutex *m, uint64_t deadline_ns) 
     weft__waiter_init(&w);
     weft__waitq_site site = {&c->queue.lock, &c->queue.list};
     /* (SYNC-Q1) Queued before the mutex is released. */
-    weft__spinlock_lock(&c->queue.lock);
-    weft__waiter_list_push(&c->queue.list, &w);
-    weft__spinlock_unlock(&c->queue.lock);
+    weft__qlock(&c->queue.lock);
+    weft__waitq_push(&c->queue.lock, &c->queue.list, &w);
+    weft__qunlock(&c->queue.lock);
     weft_mutex_unlock(m);
     int rc = weft__waitq_block(&w, &site, deadline_ns);
     /* Whatever happened, the caller holds m again (pthreads' rule; weft.h). */
@@ -51,14 +51,14 @@ static int wake(weft_cond *pc, bool all) {
     weft__cond *c = (weft__cond *)pc;
     weft__waiter_list popped = {NULL, NULL};
     /* (SYNC-W1) */
-    weft__spinlock_lock(&c->queue.lock);
+    weft__qlock(&c->queue.lock);
     if (all) {
         popped = weft__waiter_list_take_all(&c->queue.list);
     } else {
         weft__waiter *w = weft__waiter_list_pop(&c->queue.list);
         popped.head = popped.tail = w;
     }
-    weft__spinlock_unlock(&c->queue.lock);
+    weft__qunlock(&c->queue.lock);
     /* (SYNC-W2) */
     weft__waiter_list_deliver(&popped, 0);
     return 0;
@@ -76,8 +76,8 @@ WEFT_API int weft_cond_destroy(weft_cond *pc) {
     if (!pc)
         return -EINVAL;
     weft__cond *c = (weft__cond *)pc;
-    weft__spinlock_lock(&c->queue.lock);
-    bool busy = !weft__waiter_list_empty(&c->queue.list);
-    weft__spinlock_unlock(&c->queue.lock);
+    weft__qlock(&c->queue.lock);
+    bool busy = !weft__waiter_list_empty(&c->queue.list) || weft__qbusy(&c->queue.lock);
+    weft__qunlock(&c->queue.lock);
     return busy ? -EBUSY : 0;
 }

@@ -27,11 +27,11 @@ WEFT_API int weft_event_set(weft_event *pe) {
     if (!pe)
         return -EINVAL;
     weft__event *e = (weft__event *)pe;
-    weft__spinlock_lock(&e->queue.lock);
+    weft__qlock(&e->queue.lock);
     /* Release: pairs with wait's and is_set's acquire. */
     weft__atomic_store_release(&e->set, 1);
     weft__waiter_list woken = weft__waiter_list_take_all(&e->queue.list); /* (SYNC-W1) */
-    weft__spinlock_unlock(&e->queue.lock);
+    weft__qunlock(&e->queue.lock);
     weft__waiter_list_deliver(&woken, 0); /* (SYNC-W2) */
     return 0;
 }
@@ -40,9 +40,9 @@ WEFT_API int weft_event_clear(weft_event *pe) {
     if (!pe)
         return -EINVAL;
     weft__event *e = (weft__event *)pe;
-    weft__spinlock_lock(&e->queue.lock);
+    weft__qlock(&e->queue.lock);
     weft__atomic_store_release(&e->set, 0);
-    weft__spinlock_unlock(&e->queue.lock);
+    weft__qunlock(&e->queue.lock);
     return 0;
 }
 
@@ -63,13 +63,13 @@ WEFT_API int weft_event_wait(weft_event *pe, uint64_t deadline_ns) {
     weft__waiter_init(&w);
     weft__waitq_site site = {&e->queue.lock, &e->queue.list};
     /* (SYNC-Q1) */
-    weft__spinlock_lock(&e->queue.lock);
+    weft__qlock(&e->queue.lock);
     if (weft__atomic_load_relaxed(&e->set)) {
-        weft__spinlock_unlock(&e->queue.lock);
+        weft__qunlock(&e->queue.lock);
         return 0;
     }
-    weft__waiter_list_push(&e->queue.list, &w);
-    weft__spinlock_unlock(&e->queue.lock);
+    weft__waitq_push(&e->queue.lock, &e->queue.list, &w);
+    weft__qunlock(&e->queue.lock);
     return weft__waitq_block(&w, &site, deadline_ns);
 }
 
@@ -77,8 +77,8 @@ WEFT_API int weft_event_destroy(weft_event *pe) {
     if (!pe)
         return -EINVAL;
     weft__event *e = (weft__event *)pe;
-    weft__spinlock_lock(&e->queue.lock);
-    bool busy = !weft__waiter_list_empty(&e->queue.list);
-    weft__spinlock_unlock(&e->queue.lock);
+    weft__qlock(&e->queue.lock);
+    bool busy = !weft__waiter_list_empty(&e->queue.list) || weft__qbusy(&e->queue.lock);
+    weft__qunlock(&e->queue.lock);
     return busy ? -EBUSY : 0;
 }

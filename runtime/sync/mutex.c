@@ -77,32 +77,38 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns) {
     bool again = false;
     weft__waitq_site site = {&m->queue.lock, &m->queue.list};
     for (;;) {
-        weft__spinlock_lock(&m->queue.lock);
+        weft__qlock(&m->queue.lock);
         if (take_or_mark(m)) {
-            weft__spinlock_unlock(&m->queue.lock);
+            weft__qunlock(&m->queue.lock);
             take(m, self);
             return 0;
         }
         if (again) /* woken to retry and lost: back at the head, first in line */
-            weft__waiter_list_push_front(&m->queue.list, &w);
+            weft__waitq_push_front(&m->queue.lock, &m->queue.list, &w);
         else
-            weft__waiter_list_push(&m->queue.list, &w);
-        weft__spinlock_unlock(&m->queue.lock);
-        /* (SYNC-Q2) */
-        int rc = weft__waitq_block(&w, &site, deadline_ns);
+            weft__waitq_push(&m->queue.lock, &m->queue.list, &w);
+        weft__qunlock(&m->queue.lock);
+        /* (SYNC-Q2) Not weft__waitq_block: we stay counted inside (weft__qleave) until
+         * our last touch of the mutex, which is after the retry below. */
+        int rc = weft__wait_block(&w.wait, deadline_ns, weft__waitq_withdraw, &site);
         if (rc == WEFT__MUTEX_HANDOFF) {
             take(m, self);
+            weft__qleave(&m->queue.lock);
             return 0;
         }
-        if (rc < 0)
+        if (rc < 0) {
+            weft__qleave(&m->queue.lock);
             return rc;
+        }
         /* RETRY: the mutex was freed for us to compete for. */
         weft__wait_init(&w.wait);
         again = true;
-        if (weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0) {
+        bool got = weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0;
+        if (got)
             take(m, self);
+        weft__qleave(&m->queue.lock);
+        if (got)
             return 0;
-        }
     }
 }
 
@@ -160,7 +166,7 @@ WEFT_API int weft_mutex_unlock(weft_mutex *pm) {
     if (weft__atomic_cas_release(&m->state, WEFT__MUTEX_LOCKED, 0) == WEFT__MUTEX_LOCKED)
         return 0;
     /* (SYNC-W1) Waiters, maybe. */
-    weft__spinlock_lock(&m->queue.lock);
+    weft__qlock(&m->queue.lock);
     weft__waiter *w = weft__waiter_list_pop(&m->queue.list);
     AO_t waiters = weft__waiter_list_empty(&m->queue.list) ? 0 : WEFT__MUTEX_WAITERS;
     int handed = WEFT__MUTEX_RETRY;
@@ -171,7 +177,7 @@ WEFT_API int weft_mutex_unlock(weft_mutex *pm) {
         /* Release: as above; a barging locker may take it from here. */
         weft__atomic_store_release(&m->state, waiters);
     }
-    weft__spinlock_unlock(&m->queue.lock);
+    weft__qunlock(&m->queue.lock);
     if (w) {
         WEFT__SYNC_CHAOS_POINT("SYNC-W1");
         /* (SYNC-W2) */
@@ -186,14 +192,14 @@ WEFT_API int weft_mutex_destroy(weft_mutex *pm) {
     if (!pm)
         return -EINVAL;
     weft__mutex *m = (weft__mutex *)pm;
-    weft__spinlock_lock(&m->queue.lock);
+    weft__qlock(&m->queue.lock);
     bool busy = (weft__atomic_load_acquire(&m->state) & WEFT__MUTEX_LOCKED) ||
-                !weft__waiter_list_empty(&m->queue.list);
+                !weft__waiter_list_empty(&m->queue.list) || weft__qbusy(&m->queue.lock);
     if (!busy) {
         weft__atomic_store_relaxed(&m->state, 0);
         weft__atomic_store_relaxed(&m->owner, 0);
     }
-    weft__spinlock_unlock(&m->queue.lock);
+    weft__qunlock(&m->queue.lock);
     return busy ? -EBUSY : 0;
 }
 

@@ -93,9 +93,9 @@ static int poll_all(weft_case *cases, const unsigned *order, size_t used) {
         if (chan_case(c)) {
             weft__waiter_list out = {NULL, NULL};
             int rc;
-            weft__spinlock_lock(&c->chan->lock);
+            weft__qlock(&c->chan->lock);
             bool done = try_case_locked(c, &rc, &out, NULL);
-            weft__spinlock_unlock(&c->chan->lock);
+            weft__qunlock(&c->chan->lock);
             weft__waiter_list_deliver_outcomes(&out);
             if (done) {
                 c->result = rc;
@@ -164,11 +164,11 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             weft__waiter_list *queue = c->kind == WEFT_CASE_SEND ? &c->chan->senders
                                                                  : &c->chan->receivers;
             weft__waiter_list out = {NULL, NULL};
-            weft__spinlock_lock(&c->chan->lock);
+            weft__qlock(&c->chan->lock);
             int rc;
             /* Can it proceed now? Only if we still may claim: then perform it. */
             if (weft__atomic_load_acquire(&self.winner) != WEFT__SELECT_NONE) {
-                weft__spinlock_unlock(&c->chan->lock);
+                weft__qunlock(&c->chan->lock);
                 break; /* a waker won through an earlier case */
             }
             bool can = c->kind == WEFT_CASE_SEND
@@ -186,18 +186,18 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
                     can = false;
                 }
             } else if (can) {
-                weft__spinlock_unlock(&c->chan->lock);
+                weft__qunlock(&c->chan->lock);
                 weft__waiter_list_deliver_outcomes(&out);
                 break; /* a waker won meanwhile */
             }
             if (!can) {
-                weft__waiter_list_push(queue, w);
+                weft__waitq_push(&c->chan->lock, queue, w);
                 WEFT__SYNC_CHAOS_POINT("SELECT-2");
                 sites[count] = (select_site){.is_fd = false, .queue = {&c->chan->lock, queue}};
                 waits[count] = &w->wait;
                 wait_case[count++] = i;
             }
-            weft__spinlock_unlock(&c->chan->lock);
+            weft__qunlock(&c->chan->lock);
             weft__waiter_list_deliver_outcomes(&out);
         } else if (reactor) {
             weft__io_waits *io = &fd_waits[i];
@@ -237,6 +237,9 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
     int rc = count ? weft__wait_block_any(waits, count, until, withdraw_any, structures) : 0;
     if (!count && !decided && until != WEFT_FOREVER)
         weft_sleep_until(until); /* nothing queued (only a thread's fd cases, or none) */
+    for (size_t j = 0; j < count; j++) /* every waiter settled: leave their channels */
+        if (!sites[j].is_fd)
+            weft__qleave(sites[j].queue.lock);
     WEFT__SYNC_CHAOS_POINT("SELECT-3");
     /* (SELECT-4) */
     AO_t winner = weft__atomic_load_acquire(&self.winner);

@@ -51,13 +51,13 @@ WEFT_API int weft_sem_acquire(weft_sem *ps, uint64_t deadline_ns) {
     weft__waiter_init(&w);
     weft__waitq_site site = {&s->queue.lock, &s->queue.list};
     /* (SYNC-Q1) */
-    weft__spinlock_lock(&s->queue.lock);
+    weft__qlock(&s->queue.lock);
     if (try_take(s)) {
-        weft__spinlock_unlock(&s->queue.lock);
+        weft__qunlock(&s->queue.lock);
         return 0;
     }
-    weft__waiter_list_push(&s->queue.list, &w);
-    weft__spinlock_unlock(&s->queue.lock);
+    weft__waitq_push(&s->queue.lock, &s->queue.list, &w);
+    weft__qunlock(&s->queue.lock);
     return weft__waitq_block(&w, &site, deadline_ns); /* 0: a permit was handed to us */
 }
 
@@ -72,18 +72,18 @@ WEFT_API int weft_sem_release(weft_sem *ps) {
         return -EINVAL;
     weft__sem *s = (weft__sem *)ps;
     /* (SYNC-W1) */
-    weft__spinlock_lock(&s->queue.lock);
+    weft__qlock(&s->queue.lock);
     weft__waiter *w = weft__waiter_list_pop(&s->queue.list);
     if (!w) {
         if (weft__atomic_load_relaxed(&s->permits) >= WEFT__SEM_MAX) {
-            weft__spinlock_unlock(&s->queue.lock);
+            weft__qunlock(&s->queue.lock);
             return -EOVERFLOW;
         }
         /* Full: release for try_take's acquire; an RMW because the fast path CASes
          * without the lock. */
         weft__atomic_fetch_add_full(&s->permits, 1);
     }
-    weft__spinlock_unlock(&s->queue.lock);
+    weft__qunlock(&s->queue.lock);
     if (w) { /* (SYNC-W2) the permit goes straight to the oldest waiter */
         weft__waiter_list one = {w, w};
         w->next = NULL;
@@ -96,8 +96,8 @@ WEFT_API int weft_sem_destroy(weft_sem *ps) {
     if (!ps)
         return -EINVAL;
     weft__sem *s = (weft__sem *)ps;
-    weft__spinlock_lock(&s->queue.lock);
-    bool busy = !weft__waiter_list_empty(&s->queue.list);
-    weft__spinlock_unlock(&s->queue.lock);
+    weft__qlock(&s->queue.lock);
+    bool busy = !weft__waiter_list_empty(&s->queue.list) || weft__qbusy(&s->queue.lock);
+    weft__qunlock(&s->queue.lock);
     return busy ? -EBUSY : 0;
 }

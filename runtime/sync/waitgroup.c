@@ -27,11 +27,11 @@ WEFT_API int weft_waitgroup_add(weft_waitgroup *pwg, int64_t delta) {
     if (!pwg)
         return -EINVAL;
     weft__waitgroup *wg = (weft__waitgroup *)pwg;
-    weft__spinlock_lock(&wg->queue.lock);
+    weft__qlock(&wg->queue.lock);
     int64_t now = (int64_t)weft__atomic_load_relaxed(&wg->counter);
     int64_t next;
     if (__builtin_add_overflow(now, delta, &next) || next < 0) {
-        weft__spinlock_unlock(&wg->queue.lock);
+        weft__qunlock(&wg->queue.lock);
         return -EINVAL;
     }
     /* Release: pairs with wait's acquire fast path. */
@@ -39,7 +39,7 @@ WEFT_API int weft_waitgroup_add(weft_waitgroup *pwg, int64_t delta) {
     weft__waiter_list woken = {NULL, NULL};
     if (next == 0) /* (SYNC-W1) */
         woken = weft__waiter_list_take_all(&wg->queue.list);
-    weft__spinlock_unlock(&wg->queue.lock);
+    weft__qunlock(&wg->queue.lock);
     weft__waiter_list_deliver(&woken, 0); /* (SYNC-W2) */
     return 0;
 }
@@ -59,13 +59,13 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *pwg, uint64_t deadline_ns) {
     weft__waiter_init(&w);
     weft__waitq_site site = {&wg->queue.lock, &wg->queue.list};
     /* (SYNC-Q1) */
-    weft__spinlock_lock(&wg->queue.lock);
+    weft__qlock(&wg->queue.lock);
     if (weft__atomic_load_relaxed(&wg->counter) == 0) {
-        weft__spinlock_unlock(&wg->queue.lock);
+        weft__qunlock(&wg->queue.lock);
         return 0;
     }
-    weft__waiter_list_push(&wg->queue.list, &w);
-    weft__spinlock_unlock(&wg->queue.lock);
+    weft__waitq_push(&wg->queue.lock, &wg->queue.list, &w);
+    weft__qunlock(&wg->queue.lock);
     return weft__waitq_block(&w, &site, deadline_ns);
 }
 
@@ -73,8 +73,8 @@ WEFT_API int weft_waitgroup_destroy(weft_waitgroup *pwg) {
     if (!pwg)
         return -EINVAL;
     weft__waitgroup *wg = (weft__waitgroup *)pwg;
-    weft__spinlock_lock(&wg->queue.lock);
-    bool busy = !weft__waiter_list_empty(&wg->queue.list);
-    weft__spinlock_unlock(&wg->queue.lock);
+    weft__qlock(&wg->queue.lock);
+    bool busy = !weft__waiter_list_empty(&wg->queue.list) || weft__qbusy(&wg->queue.lock);
+    weft__qunlock(&wg->queue.lock);
     return busy ? -EBUSY : 0;
 }

@@ -52,7 +52,7 @@ void weft__waiter_init(weft__waiter *w) {
     w->outcome = 0;
 }
 
-void weft__waiter_list_push(weft__waiter_list *l, weft__waiter *w) {
+static void list_push(weft__waiter_list *l, weft__waiter *w) {
     w->next = NULL;
     w->prev = l->tail;
     if (l->tail)
@@ -63,7 +63,7 @@ void weft__waiter_list_push(weft__waiter_list *l, weft__waiter *w) {
     w->queued = true;
 }
 
-void weft__waiter_list_push_front(weft__waiter_list *l, weft__waiter *w) {
+static void list_push_front(weft__waiter_list *l, weft__waiter *w) {
     w->prev = NULL;
     w->next = l->head;
     if (l->head)
@@ -72,6 +72,16 @@ void weft__waiter_list_push_front(weft__waiter_list *l, weft__waiter *w) {
         l->tail = w;
     l->head = w;
     w->queued = true;
+}
+
+void weft__waitq_push(weft__atomic_word *lock, weft__waiter_list *l, weft__waiter *w) {
+    list_push(l, w);
+    weft__qenter(lock);
+}
+
+void weft__waitq_push_front(weft__atomic_word *lock, weft__waiter_list *l, weft__waiter *w) {
+    list_push_front(l, w);
+    weft__qenter(lock);
 }
 
 void weft__waiter_list_remove(weft__waiter_list *l, weft__waiter *w) {
@@ -99,17 +109,19 @@ bool weft__waitq_withdraw(weft__wait *wait, void *structure) {
     weft__waiter *w = (weft__waiter *)wait; /* wait is the first member */
     WEFT__SYNC_CHAOS_POINT("SYNC-Q3");
     /* (SYNC-Q3) */
-    weft__spinlock_lock(site->lock);
+    weft__qlock(site->lock);
     bool withdrew = w->queued;
     if (withdrew)
         weft__waiter_list_remove(site->list, w);
-    weft__spinlock_unlock(site->lock);
+    weft__qunlock(site->lock);
     return withdrew;
 }
 
 int weft__waitq_block(weft__waiter *w, weft__waitq_site *site, uint64_t deadline_ns) {
     WEFT__SYNC_CHAOS_POINT("SYNC-Q2");
-    return weft__wait_block(&w->wait, deadline_ns, weft__waitq_withdraw, site);
+    int rc = weft__wait_block(&w->wait, deadline_ns, weft__waitq_withdraw, site);
+    weft__qleave(site->lock); /* the last touch of the object */
+    return rc;
 }
 
 weft__waiter_list weft__waiter_list_take_all(weft__waiter_list *l) {

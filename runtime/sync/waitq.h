@@ -12,7 +12,6 @@
 
 #include "base/atomic.h"
 #include "base/chaos.h"
-#include "base/spinlock.h"
 #include "sched/wait.h"
 
 #include <stdbool.h>
@@ -46,10 +45,54 @@ typedef struct weft__waiter_list {
     weft__waiter *head, *tail;
 } weft__waiter_list;
 
+/* A wait queue: its lock word and its waiters. The lock word counts, beside the lock
+ * (bit 0), the waiters inside a call on the object (bits 1 and up): queued, or woken and
+ * not yet returned. A waiter's last touch of the object is the decrement
+ * (weft__qleave), so a destroy that sees the count at 0 under the lock knows no waiter
+ * will touch the object again (found by a test: a waiter whose deadline fired just as it
+ * was served took the lock to withdraw after the object was destroyed and freed). */
 typedef struct weft__waitq {
     weft__atomic_word lock;
     weft__waiter_list list;
 } weft__waitq;
+
+#define WEFT__QLOCK_HELD   ((AO_t)1)
+#define WEFT__QLOCK_INSIDE ((AO_t)2)
+
+static inline void weft__qlock(weft__atomic_word *word) {
+    unsigned rounds = 0;
+    AO_t v = weft__atomic_load_relaxed(word);
+    for (;;) {
+        if (v & WEFT__QLOCK_HELD) {
+            weft__spin_wait(&rounds);
+            v = weft__atomic_load_relaxed(word);
+            continue;
+        }
+        /* Acquire: pairs with the previous holder's release in weft__qunlock, and with a
+         * leaving waiter's release in weft__qleave (an RMW chain on one word). */
+        AO_t seen = weft__atomic_cas_acquire(word, v, v | WEFT__QLOCK_HELD);
+        if (seen == v)
+            return;
+        v = seen;
+    }
+}
+static inline void weft__qunlock(weft__atomic_word *word) {
+    /* Release; an RMW, not a store: a waiter may leave (decrement) meanwhile. */
+    weft__atomic_fetch_add_release(word, (AO_t)0 - WEFT__QLOCK_HELD);
+}
+/* Under the lock: one more waiter inside. Relaxed: the unlock's release publishes it. */
+static inline void weft__qenter(weft__atomic_word *word) {
+    weft__atomic_fetch_add_relaxed(word, WEFT__QLOCK_INSIDE);
+}
+/* A waiter's last touch of the object. Release: its earlier touches come before a
+ * destroyer's acquire of the lock. */
+static inline void weft__qleave(weft__atomic_word *word) {
+    weft__atomic_fetch_add_release(word, (AO_t)0 - WEFT__QLOCK_INSIDE);
+}
+/* Under the lock: is any waiter inside? */
+static inline bool weft__qbusy(weft__atomic_word *word) {
+    return weft__atomic_load_relaxed(word) >= WEFT__QLOCK_INSIDE;
+}
 
 _Static_assert(sizeof(weft__waitq) == 24, "weft__waitq is part of inline public types");
 
@@ -61,9 +104,11 @@ uint64_t weft__sync_chaos_seed(void);
 /* A waiter for the calling task (or thread), not queued. */
 void weft__waiter_init(weft__waiter *w);
 
+/* Under the lock (`lock`, a counted lock word): queues w at the tail (or the head) and
+ * counts it inside; the waiter leaves by weft__waitq_block (or weft__qleave). */
+void weft__waitq_push(weft__atomic_word *lock, weft__waiter_list *l, weft__waiter *w);
+void weft__waitq_push_front(weft__atomic_word *lock, weft__waiter_list *l, weft__waiter *w);
 /* Under the lock. */
-void weft__waiter_list_push(weft__waiter_list *l, weft__waiter *w);       /* at the tail */
-void weft__waiter_list_push_front(weft__waiter_list *l, weft__waiter *w); /* at the head */
 weft__waiter *weft__waiter_list_pop(weft__waiter_list *l);                /* NULL if empty */
 void weft__waiter_list_remove(weft__waiter_list *l, weft__waiter *w);
 /* Under the lock: empties l, returning its waiters (no longer queued) for delivery. */
@@ -94,8 +139,9 @@ typedef struct weft__waitq_site {
 bool weft__waitq_withdraw(weft__wait *wait, void *site);
 
 /* Blocks the waiter `w`, queued on `site` by the caller (who has released the lock since),
- * until delivered or the deadline (WAIT-B2/B3). Returns its result, or -ETIMEDOUT /
- * -ENOMEM when withdrawn. */
+ * until delivered or the deadline (WAIT-B2/B3), then leaves the object (weft__qleave):
+ * the caller must not touch the object afterwards, unless it holds its own reason to
+ * (a mutex it is taking). Returns its result, or -ETIMEDOUT / -ENOMEM when withdrawn. */
 int weft__waitq_block(weft__waiter *w, weft__waitq_site *site, uint64_t deadline_ns);
 
 #endif /* WEFT__SYNC_WAITQ_H */
