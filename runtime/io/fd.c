@@ -290,8 +290,5 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
 WEFT_API int weft_fd_close(int fd) {
     if (fd < 0)
         return -EBADF;
-    weft__reactor_forget_everywhere(fd);
-    if (close(fd) != 0 && errno != EINTR) /* Linux: closed even on EINTR */
-        return -errno;
-    return 0;
+    return weft__reactor_close(fd);
 }

@@ -50,10 +50,14 @@
  *        else 0 ("look again": the event predates the waiter's registration). The idle
  *        worker's wake-up comes once per poll, after the last delivery (WAIT-D4).
  *
- * weft_fd_close (any thread), per runtime, under the slot lock:
+ * weft_fd_close (any thread), with the fd's slot locked in every runtime's reactor:
  *   (IO-C1) generation += 1 (full RMW): events in flight are stale from here (IO-E1).
  *   (IO-C2) CAS each waiter word -> 0; a wait found is delivered -ECANCELED.
- *   (IO-C3) remove fd from the poller; then (the caller) close(2).
+ *   (IO-C3) remove fd from the poller; close(2) it; only then unlock the slots. (A
+ *        first version unlocked before close(2): a waiter's IO-W1 in between added the
+ *        still-open file to the poller again, published, passed IO-W3 with the new
+ *        generation, and slept for ever once close(2) dropped the registration. The
+ *        stress test stress_io_races, part 2, found it under chaos seed 3.)
  *
  * Pairings. IO-W2 against IO-E2, IO-C2 and IO-W4's withdraw: CASes on one word, so each
  * wait is taken by exactly one of them (WAIT-D0 against WAIT-B3). IO-W2/IO-W3 against
@@ -96,7 +100,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define WEFT__SLOTS_PER_CHUNK 1024
 /* Fds the table can hold, at most (RLIMIT_NOFILE's hard limit, capped here). */
@@ -133,7 +139,8 @@ struct weft__io_driver {
     weft__reactor *reactor;
     weft__worker *worker;
     weft__atomic_u32 in_poller;   /* IO-K: shared with wakers */
-    unsigned ticks;               /* owner only */
+    unsigned ticks;               /* owner only: rounds, for the poll every 61st */
+    bool poll_due;                /* owner only: has_due promised a poll to fire_due */
     int pending_count;            /* owner only: events read in park, not yet delivered */
     weft__poll_event pending[WEFT__EVENTS_MAX];
     weft__atomic_word polls;      /* statistics: owner writes, anyone reads */
@@ -214,8 +221,33 @@ static weft__wait *take_wait(weft__atomic_word *word, AO_t mark) {
     }
 }
 
+/* (IO-E2) take_wait for an event of generation g32: gives up, leaving the word alone, as
+ * soon as the slot's generation is another (a close or a re-registration came after
+ * IO-E1: the event is stale, and a newer mark must not be overwritten with its old
+ * one). The generation is read after the word: a mark of a newer generation is only
+ * ever written after that generation was set (its own IO-E1 saw it), so reading the
+ * mark and then an unchanged generation means the mark is not newer than g32. */
+static weft__wait *take_wait_for_event(weft__io_slot *s, int d, uint32_t g32) {
+    weft__atomic_word *word = &s->waiter[d];
+    for (;;) {
+        AO_t old = weft__atomic_load_acquire(word);
+        /* Acquire: as IO-E1. */
+        if (low32(weft__atomic_load_acquire(&s->generation)) != g32)
+            return NULL;
+        bool is_wait = old != 0 && !is_ready_mark(old);
+        AO_t next = is_wait ? 0 : ready_mark(g32);
+        if (old == next)
+            return NULL;
+        /* Full: pairs with IO-W2's CAS and the waiter's withdraw (IO-W4): one of us has
+         * the wait. The edge goes to the waiter, so no mark is left for it. */
+        if (weft__atomic_cas_full(word, old, next) == old)
+            return is_wait ? (weft__wait *)old : NULL;
+    }
+}
+
 /* (IO-C2, and IO-W1 after a reuse) Wakes both directions' waits with -ECANCELED. */
 static void cancel_waits(weft__io_slot *s, weft__wake_batch *batch) {
+    weft__atomic_fence_full(); /* the generation's RMW before our reads: see IO-W3 */
     for (int d = 0; d < 2; d++) {
         weft__wait *wait = take_wait(&s->waiter[d], 0);
         if (wait)
@@ -232,6 +264,7 @@ static int register_fd(weft__reactor *r, weft__io_slot *s, int fd, AO_t *generat
     AO_t g = weft__atomic_load_relaxed(&s->generation);
     int rc = weft__poller_add(&r->poller, fd, (uint64_t)(uint32_t)fd | (uint64_t)low32(g + 1) << 32);
     if (rc == 0) {
+        WEFT__CHAOS_POINT(r->runtime->chaos_seed, "IO-W1");
         /* Full: pairs with IO-W3's re-read, as IO-C1 does. */
         weft__atomic_fetch_add_full(&s->generation, 1);
         g++;
@@ -311,7 +344,11 @@ int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadl
         }
     }
     WEFT__CHAOS_POINT(chaos, "IO-W2");
-    /* (IO-W3) Acquire: pairs with IO-C1's RMW (and it with our CAS above: Dekker). */
+    /* (IO-W3) Dekker with IO-C1/IO-C2: our CAS above, then this read; their RMW, then
+     * their read of our word. The fence makes "RMW, then load" a store-load order on
+     * every architecture, not only where an acquire load is an RCsc LDAR (an LDAPR may
+     * pass an earlier store-release; atomic.h). */
+    weft__atomic_fence_full();
     bool closed = weft__atomic_load_acquire(&s->generation) != g;
     if (busy || ready || closed || count == 0) {
         /* Take our waits back (or their deliveries: a deadline already past is a poll). */
@@ -320,6 +357,9 @@ int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadl
             if (weft__wait_delivered(published[i]) && published[i]->result > 0) {
                 ready |= (unsigned)published[i]->result;
                 consumed &= ~(unsigned)published[i]->result;
+                if (busy || closed) /* not returned: leave the edge for the next wait */
+                    (void)weft__atomic_cas_full((weft__atomic_word *)words[i], 0,
+                                                ready_mark(low32(g)));
             }
         if (busy)
             return -EBUSY;
@@ -355,16 +395,24 @@ static void deliver_events(weft__reactor *r, const weft__poll_event *events, int
         weft__io_slot *s = slot_of(r, fd, false);
         if (!s)
             continue;
-        /* (IO-E1) Acquire: pairs with IO-C1 / IO-W1's RMW. */
-        if (low32(weft__atomic_load_acquire(&s->generation)) != g32)
-            continue;
+        /* (IO-E1) Acquire: pairs with IO-C1 / IO-W1's RMW. A mismatch is confirmed under
+         * the slot lock: a registration reports its first edge from inside epoll_ctl,
+         * before it has bumped the generation (IO-W1 holds the lock from the add
+         * through the bump), and that edge is the only one the task will get. */
+        if (low32(weft__atomic_load_acquire(&s->generation)) != g32) {
+            slot_lock(s);
+            bool stale = low32(weft__atomic_load_relaxed(&s->generation)) != g32;
+            slot_unlock(s);
+            if (stale)
+                continue;
+        }
         WEFT__CHAOS_POINT(r->runtime->chaos_seed, "IO-E1");
         for (int d = 0; d < 2; d++) {
             unsigned bit = d == WEFT__DIR_IN ? WEFT_IN : WEFT_OUT;
             if (!(events[i].ready & bit))
                 continue;
             /* (IO-E2) */
-            weft__wait *wait = take_wait(&s->waiter[d], ready_mark(g32));
+            weft__wait *wait = take_wait_for_event(s, d, g32);
             if (!wait)
                 continue;
             /* The wait is ours now (WAIT-D0): its tag may be read. */
@@ -376,13 +424,39 @@ static void deliver_events(weft__reactor *r, const weft__poll_event *events, int
     weft__wake_batch_finish(&batch);
 }
 
+/* The token's values: free, held for a poll that does not wait, held by a worker parked
+ * in the poller. */
+enum { WEFT__TOKEN_FREE = 0, WEFT__TOKEN_POLLING = 1, WEFT__TOKEN_PARKED = 2 };
+
 static bool take_token(weft__reactor *r) {
     /* Acquire: pairs with the release in drop_token; one poller at a time. */
-    return weft__atomic_load_relaxed(&r->token) == 0 &&
-           weft__atomic_cas_acquire(&r->token, 0, 1) == 0;
+    return weft__atomic_load_relaxed(&r->token) == WEFT__TOKEN_FREE &&
+           weft__atomic_cas_acquire(&r->token, WEFT__TOKEN_FREE, WEFT__TOKEN_POLLING) ==
+               WEFT__TOKEN_FREE;
+}
+
+/* A parking worker's try for the token. A worker that only polls holds it for a few
+ * microseconds and then goes back to its tasks, perhaps to a long one: a parking worker
+ * that gave up at once would sleep on its futex while nobody watched the poller (found
+ * by a cold review). So it waits out such a holder (bounded), and gives up at once
+ * only to a holder parked in the poller, which will be there when the events come.
+ * What remains is Tokio's weakness too: a parked holder that is woken for work and
+ * then runs a long task leaves the poller unwatched meanwhile (Go's sysmon thread
+ * covers that; weft has none). */
+static bool take_token_to_park(weft__reactor *r) {
+    unsigned rounds = 0;
+    for (int tries = 0; tries < 64; tries++) {
+        if (take_token(r))
+            return true;
+        /* Relaxed: a hint; the CAS above decides. */
+        if (weft__atomic_load_relaxed(&r->token) == WEFT__TOKEN_PARKED)
+            return false;
+        weft__spin_wait(&rounds);
+    }
+    return false;
 }
 static void drop_token(weft__reactor *r) {
-    weft__atomic_store_release(&r->token, 0);
+    weft__atomic_store_release(&r->token, WEFT__TOKEN_FREE);
 }
 
 static void count_poll(weft__io_driver *io, int n) {
@@ -417,8 +491,10 @@ static void io_fire_due(weft__driver *d) {
     weft__io_driver *io = (weft__io_driver *)d;
     io->inner->ops->fire_due(io->inner);
     deliver_pending(io);
-    if (++io->ticks % WEFT__POLL_INTERVAL == 0)
+    if (io->poll_due || ++io->ticks % WEFT__POLL_INTERVAL == 0) {
+        io->poll_due = false;
         poll_now(io);
+    }
 }
 
 /* (driver op poll) The worker found nothing to run: look now. */
@@ -429,9 +505,20 @@ static void io_poll(weft__driver *d) {
     poll_now(io);
 }
 
+/* (driver op has_due) Also true every 61st call while the reactor is in use: a task that
+ * yields in a loop goes through the scheduler only when something is due (worker.c's
+ * fast path), and must not keep its worker from polling (found by a cold review: a
+ * reader on the same worker was never woken). */
 static bool io_has_due(weft__driver *d) {
     weft__io_driver *io = (weft__io_driver *)d;
-    return io->pending_count > 0 || io->inner->ops->has_due(io->inner);
+    if (io->pending_count > 0 || io->poll_due)
+        return true;
+    if (weft__atomic_load_relaxed(&io->reactor->active) &&
+        ++io->ticks % WEFT__POLL_INTERVAL == 0) {
+        io->poll_due = true;
+        return true;
+    }
+    return io->inner->ops->has_due(io->inner);
 }
 
 static uint64_t io_next_deadline(weft__driver *d) {
@@ -443,12 +530,13 @@ static uint64_t io_next_deadline(weft__driver *d) {
 static void io_park(weft__driver *d, weft__atomic_u32 *wake_word, uint64_t deadline_ns) {
     weft__io_driver *io = (weft__io_driver *)d;
     weft__reactor *r = io->reactor;
-    if (io->pending_count > 0)
-        return; /* deliver those first */
-    if (!weft__atomic_load_relaxed(&r->active) || !take_token(r)) {
+    if (io->pending_count > 0 || io->poll_due)
+        return; /* deliver (or poll) first */
+    if (!weft__atomic_load_relaxed(&r->active) || !take_token_to_park(r)) {
         io->inner->ops->park(io->inner, wake_word, deadline_ns);
         return;
     }
+    weft__atomic_store_relaxed(&r->token, WEFT__TOKEN_PARKED); /* ours: a hint for others */
     /* (IO-K1) */
     weft__atomic_u32_store_release(&io->in_poller, 1);
     weft__atomic_fence_full();
@@ -560,25 +648,59 @@ void weft__reactor_destroy(weft__reactor *r) {
     weft__free(r, sizeof(*r));
 }
 
-void weft__reactor_forget_everywhere(int fd) {
+int weft__reactor_close(int fd) {
+    weft__io_slot *inline_slots[8], **slots = inline_slots;
+    weft_runtime *inline_runtimes[8], **runtimes = inline_runtimes;
+    size_t count = 0, capacity = 8;
     pthread_rwlock_rdlock(&every_reactor_lock);
-    for (weft__reactor *r = every_reactor; r; r = r->next) {
-        weft__io_slot *s = slot_of(r, fd, false);
+    for (weft__reactor *r = every_reactor; r; r = r->next)
+        count++;
+    if (count > capacity) {
+        slots = malloc(sizeof(*slots) * count);
+        runtimes = malloc(sizeof(*runtimes) * count);
+        if (!slots || !runtimes) { /* then one reactor at a time: the best we can do */
+            free(slots);
+            free(runtimes);
+            slots = inline_slots;
+            runtimes = inline_runtimes;
+            count = 0;
+        } else {
+            capacity = count;
+        }
+    }
+    /* (IO-C1) Every reactor's slot, locked before the close(2) below and released after
+     * it: a registration that slipped in between would add the old file to the poller
+     * anew (after IO-C3 removed it) and wait on it after it was closed, for ever. So
+     * the slots are created if need be, and locked in the list's order (one order for
+     * every closer; a registration holds one slot lock only). */
+    size_t locked = 0;
+    for (weft__reactor *r = every_reactor; r && locked < capacity; r = r->next) {
+        weft__io_slot *s = slot_of(r, fd, true);
         if (!s)
-            continue;
-        weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
+            continue; /* beyond its table, or no memory: nothing of fd can be in it */
         slot_lock(s);
-        /* (IO-C1) Full: pairs with IO-W3 (after IO-W2's CAS) and with IO-E1's acquire. */
+        slots[locked] = s;
+        runtimes[locked++] = r->runtime;
+        weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
+        /* Full: pairs with IO-W3 (after IO-W2's CAS) and with IO-E1's acquire. */
         weft__atomic_fetch_add_full(&s->generation, 1);
         WEFT__CHAOS_POINT(r->runtime->chaos_seed, "IO-C1");
         /* (IO-C2) */
         cancel_waits(s, &batch);
         /* (IO-C3) */
         weft__poller_remove(&r->poller, fd);
-        slot_unlock(s);
         weft__wake_batch_finish(&batch);
     }
+    int rc = close(fd) == 0 || errno == EINTR ? 0 : -errno; /* Linux: closed even on EINTR */
+    WEFT__CHAOS_POINT(locked ? runtimes[0]->chaos_seed : 0, "IO-C3");
+    for (size_t i = 0; i < locked; i++)
+        slot_unlock(slots[i]);
     pthread_rwlock_unlock(&every_reactor_lock);
+    if (slots != inline_slots) {
+        free(slots);
+        free(runtimes);
+    }
+    return rc;
 }
 
 void weft__reactor_stats(weft__reactor *r, uint64_t *polls, uint64_t *events) {

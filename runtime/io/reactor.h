@@ -35,9 +35,9 @@ weft__driver *weft__io_driver_create(weft__reactor *r, weft__worker *w, weft__dr
  * watch (a regular file: always ready) returns `events`. */
 int weft__reactor_wait(weft__reactor *r, int fd, unsigned events, uint64_t deadline_ns);
 
-/* weft_fd_close's part, before close(2): every runtime's reactor forgets fd and wakes
- * its waiters with -ECANCELED. Any thread. */
-void weft__reactor_forget_everywhere(int fd);
+/* weft_fd_close: every runtime's reactor forgets fd and wakes its waiters with
+ * -ECANCELED, and fd is closed (IO-C1..C3). Any thread. 0 or close(2)'s -errno. */
+int weft__reactor_close(int fd);
 
 /* Statistics of r, summed over its workers' drivers (relaxed: a report). */
 void weft__reactor_stats(weft__reactor *r, uint64_t *polls, uint64_t *events);
