@@ -7,7 +7,7 @@
  *    connection, which reads and writes back until end of file or a reset, then
  *    weft_fd_close()s. -EMFILE/-ENFILE make the acceptor back off 2 ms (counted);
  *    -ECONNABORTED is accepted again.
- * 2. The storm: ROUNDS rounds (12 at scale 1, 4 under TSan), each on a listener of its own
+ * 2. The storm: ROUNDS rounds (20 at scale 1, 6 under TSan, at most 40), each on a listener of its own
  *    (open_listener says why), of CLIENTS echo clients (2,000, 200 under TSan; at most
  *    5,000 per round at any scale), half of them tasks
  *    (all spawned at once, in waves that the fd limit allows), half on THREADS plain
@@ -390,7 +390,7 @@ int main(int argc, char **argv) {
     unsigned workers = (unsigned)stress_between(&r, 1, 3);
     /* Clients per round, capped (see open_listener); the scale multiplies rounds too. */
     size_t clients = stress_size_capped(2000, 10, 5000);
-    size_t rounds = stress_size(12, 3);
+    size_t rounds = stress_size_capped(20, 3, 40);
     size_t threads = stress_under_tsan() ? 4 : 8;
     size_t parked_count = stress_size(64, 4);
 
