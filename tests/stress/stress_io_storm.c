@@ -7,8 +7,8 @@
  *    connection, which reads and writes back until end of file or a reset, then
  *    weft_fd_close()s. -EMFILE/-ENFILE make the acceptor back off 2 ms (counted);
  *    -ECONNABORTED is accepted again.
- * 2. The storm: ROUNDS rounds (12 at scale 1, 3 under TSan), each on a listener of its own
- *    (open_listener says why), of CLIENTS echo clients (2,000, 100 under TSan; at most
+ * 2. The storm: ROUNDS rounds (20 at scale 1, 6 under TSan, at most 40), each on a listener of its own
+ *    (open_listener says why), of CLIENTS echo clients (2,000, 200 under TSan; at most
  *    5,000 per round at any scale), half of them tasks
  *    (all spawned at once, in waves that the fd limit allows), half on THREADS plain
  *    threads, each thread holding BATCH connections open at once (write all, then read
@@ -389,8 +389,8 @@ int main(int argc, char **argv) {
     stress_rng r = stress_rng_for(0x10);
     unsigned workers = (unsigned)stress_between(&r, 1, 3);
     /* Clients per round, capped (see open_listener); the scale multiplies rounds too. */
-    size_t clients = stress_size_capped(2000, 20, 5000);
-    size_t rounds = stress_size(12, 4);
+    size_t clients = stress_size_capped(2000, 10, 5000);
+    size_t rounds = stress_size_capped(20, 3, 40);
     size_t threads = stress_under_tsan() ? 4 : 8;
     size_t parked_count = stress_size(64, 4);
 

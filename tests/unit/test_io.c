@@ -33,7 +33,9 @@
  *   process then stays idle (no spinning on the queued connection: CPU time over
  *   300 ms), and once an fd is free the same connection is accepted;
  * - the reactor: readiness wakes tasks while every worker is parked, and while every
- *   worker is kept busy by tasks that yield in a loop (busy workers poll too);
+ *   worker is kept busy by tasks that yield in a loop (only yielded tasks to run: the
+ *   direct switch between them must still let the worker poll), or that also spawn
+ *   (the scheduler's loop polls every 61st round);
  * - weft_tcp_listen/connect/socket_port: port 0, 127.0.0.1, "localhost", ::1 (if the
  *   host has it), the flags of the fds they return (non-blocking, close-on-exec,
  *   SO_REUSEADDR, TCP_NODELAY), the address weft_accept fills, -EADDRINUSE,
@@ -861,9 +863,10 @@ static void *close_from_task(void *arg) {
     return (void *)(intptr_t)weft_fd_close((int)(intptr_t)arg);
 }
 
-/* Parks a reader, a writer (on a full socket) and... on one fd, closes it (from a task or
- * this thread), and checks that each wakes with -ECANCELED. An outcome of -EBADF means
- * that a waiter came after the close; it is retried with a longer pause (5 tries). */
+/* Parks a reader and a writer (on a full socket) on one fd, closes it (from another task,
+ * or from this one, their parent), and checks that each wakes with -ECANCELED. An
+ * outcome of -EBADF means that a waiter came after the close (the pause was too short on
+ * a loaded machine); the caller retries with longer pauses. */
 static void close_wakes_body_once(bool from_task, bool *all_canceled, uint64_t pause_ms) {
     int sv[2];
     sock_pair(sv);
