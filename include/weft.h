@@ -428,7 +428,10 @@ WEFT_API weft_task *weft_spawn_blocking_on(weft_runtime *rt, weft_fn fn, void *a
  * (weft_now() time base, WEFT_FOREVER: none) returns -ETIMEDOUT, never early, and then
  * has not happened (took no permit, holds no lock it did not hold before). No call has
  * spurious wake-ups. `_destroy` returns -EBUSY while the object is held or waited on
- * (and changes nothing), else 0; afterwards the memory may be reused (or re-initialised).
+ * (and changes nothing; a waiter counts until it has returned from its call), else 0;
+ * afterwards the memory may be reused (or re-initialised). Free or reuse an object only
+ * after its `_destroy` returned 0, a zeroed one too: a call that woke a waiter may still
+ * be finishing with the object when the waiter returns, and destroy waits for it.
  * Fields are private. ThreadSanitizer sees every hand-off (they are built on atomics).
  */
 typedef struct weft_mutex { uint64_t private_[6]; } weft_mutex;
@@ -531,15 +534,17 @@ typedef struct weft_case {
     void *elem;      /* SEND: what to send; RECV: where to store */
     int fd;          /* FD */
     unsigned events; /* FD: WEFT_IN | WEFT_OUT */
-    int result;      /* out: 0, -EPIPE (closed), or FD's ready mask */
+    int result;      /* out: 0, -EPIPE (closed), or FD's ready mask (or -EBADF: fd not
+                      * open; -ECANCELED: weft_fd_close closed it meanwhile) */
 } weft_case;
+/* Stack: about 2 KiB of the calling task's (more cases than 4 use the heap). */
 /* Waits until one case can proceed, performs it (exactly one), returns its index and
  * sets its `result`; among several ready ones picks at random, as Go does. A closed
  * channel's RECV case is ready (result -EPIPE), and so is its SEND case (-EPIPE, not
  * sent). A deadline already past makes it a poll. -ETIMEDOUT, -EINVAL (cases NULL with
  * n > 0, n 0 with no deadline, n above WEFT_SELECT_MAX, an unknown kind, a NULL chan
  * or elem, a bad fd or events), -EBUSY (an FD case's fd already has a task waiting for
- * that event). Unused slots (kind 0) are skipped. */
+ * that event), -ENOMEM. Unused slots (kind 0) are skipped. */
 #define WEFT_SELECT_MAX 64
 WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
 

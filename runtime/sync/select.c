@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WEFT__THREAD_FD_POLL_NS 1000000u
@@ -119,6 +120,18 @@ typedef struct select_site {
     void *word;             /* an fd case's slot word */
 } select_site;
 
+/* Scratch of one case, and of one wait (a case has one, an fd case up to two). */
+typedef struct select_slot {
+    weft__waiter chan_waiter;
+    weft__io_waits io;
+} select_slot;
+typedef struct select_wait {
+    select_site site;
+    weft__wait *wait;
+    unsigned case_index;
+} select_wait;
+#define WEFT__SELECT_INLINE 4
+
 static bool withdraw_any(weft__wait *wait, void *structure) {
     select_site *site = structure;
     return site->is_fd ? weft__reactor_withdraw(wait, site->word)
@@ -137,12 +150,24 @@ static uint64_t next_random(uint64_t *x) {
 static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint64_t deadline_ns,
                       weft__reactor *reactor, bool *retry) {
     weft__select self = {WEFT__SELECT_NONE};
-    weft__waiter chan_waiters[WEFT_SELECT_MAX];
-    weft__io_waits fd_waits[WEFT_SELECT_MAX];
-    weft__wait *waits[2 * WEFT_SELECT_MAX];
-    select_site sites[2 * WEFT_SELECT_MAX];
-    void *structures[2 * WEFT_SELECT_MAX];
-    unsigned wait_case[2 * WEFT_SELECT_MAX];
+    /* Scratch per case (in `order`'s positions) and per wait: on the stack for a few
+     * cases, else on the heap, so that a select in a task with a small stack (16 KiB)
+     * costs about 1.5 KiB of it (a cold review found 20 KiB with arrays for 64 cases). */
+    select_slot inline_slots[WEFT__SELECT_INLINE];
+    select_wait inline_waits[2 * WEFT__SELECT_INLINE];
+    select_slot *slots = inline_slots;
+    select_wait *wait_info = inline_waits;
+    if (used > WEFT__SELECT_INLINE) {
+        slots = malloc(sizeof(*slots) * used);
+        wait_info = malloc(sizeof(*wait_info) * 2 * used);
+        if (!slots || !wait_info) {
+            free(slots);
+            free(wait_info);
+            return -ENOMEM - 1;
+        }
+    }
+    for (size_t k = 0; k < used; k++)
+        slots[k].io.count = 0; /* fd cases SELECT-2 never reaches publish nothing */
     size_t count = 0;
     weft__atomic_u32 thread_word;
     weft__atomic_u32_store_release(&thread_word, 0);
@@ -155,7 +180,7 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
         unsigned i = order[k];
         weft_case *c = &cases[i];
         if (chan_case(c)) {
-            weft__waiter *w = &chan_waiters[i];
+            weft__waiter *w = &slots[k].chan_waiter;
             weft__waiter_init(w);
             w->wait.thread_word = is_task ? NULL : &thread_word;
             w->elem = c->elem;
@@ -193,14 +218,18 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             if (!can) {
                 weft__waitq_push(&c->chan->lock, queue, w);
                 WEFT__SYNC_CHAOS_POINT("SELECT-2");
-                sites[count] = (select_site){.is_fd = false, .queue = {&c->chan->lock, queue}};
-                waits[count] = &w->wait;
-                wait_case[count++] = i;
+                wait_info[count] = (select_wait){
+                    .site = {.is_fd = false, .queue = {&c->chan->lock, queue}},
+                    .wait = &w->wait,
+                    .case_index = i};
+                count++;
             }
             weft__qunlock(&c->chan->lock);
             weft__waiter_list_deliver_outcomes(&out);
         } else if (reactor) {
-            weft__io_waits *io = &fd_waits[i];
+            if (weft__atomic_load_acquire(&self.winner) != WEFT__SELECT_NONE)
+                break; /* a waker won through an earlier case: publish nothing more */
+            weft__io_waits *io = &slots[k].io;
             io->thread_word = NULL;
             int rc = weft__reactor_publish(reactor, c->fd, c->events, io);
             if (rc > 0 || rc == -ECANCELED || rc == -EBADF) {
@@ -215,16 +244,33 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
                 error = 1;
             }
             for (size_t j = 0; j < io->count; j++) {
-                sites[count] = (select_site){.is_fd = true, .word = io->words[j]};
-                waits[count] = io->published[j];
-                wait_case[count++] = i;
+                wait_info[count] = (select_wait){.site = {.is_fd = true, .word = io->words[j]},
+                                                 .wait = io->published[j],
+                                                 .case_index = i};
+                count++;
             }
         } else {
             thread_has_fd = true;
         }
     }
-    for (size_t j = 0; j < count; j++)
-        structures[j] = &sites[j];
+    weft__wait *inline_wait_list[2 * WEFT__SELECT_INLINE];
+    void *inline_structures[2 * WEFT__SELECT_INLINE];
+    weft__wait **waits = inline_wait_list;
+    void **structures = inline_structures;
+    if (count > 2 * WEFT__SELECT_INLINE) {
+        waits = malloc(sizeof(*waits) * count);
+        structures = malloc(sizeof(*structures) * count);
+    }
+    if (!waits || !structures) { /* out of memory: poll instead of waiting */
+        free(waits);
+        free(structures);
+        waits = NULL;
+        structures = NULL;
+    }
+    for (size_t j = 0; waits && j < count; j++) {
+        waits[j] = wait_info[j].wait;
+        structures[j] = &wait_info[j].site;
+    }
     /* (SELECT-3) Park, unless the round already decided (then a poll settles the rest). */
     bool decided = performed >= 0 || error ||
                    weft__atomic_load_acquire(&self.winner) != WEFT__SELECT_NONE;
@@ -234,27 +280,42 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
         if (soon < until)
             until = soon;
     }
-    int rc = count ? weft__wait_block_any(waits, count, until, withdraw_any, structures) : 0;
+    int rc = 0;
+    if (count && waits) {
+        rc = weft__wait_block_any(waits, count, until, withdraw_any, structures);
+    } else if (count) { /* no memory for the lists: settle each wait alone, as a poll */
+        for (size_t j = 0; j < count; j++) {
+            void *site = &wait_info[j].site;
+            int one = weft__wait_block_any(&wait_info[j].wait, 1, 0, withdraw_any, &site);
+            if (one > 0)
+                rc = rc > 0 ? rc + one : one;
+        }
+    }
     if (!count && !decided && until != WEFT_FOREVER)
         weft_sleep_until(until); /* nothing queued (only a thread's fd cases, or none) */
     for (size_t j = 0; j < count; j++) /* every waiter settled: leave their channels */
-        if (!sites[j].is_fd)
-            weft__qleave(sites[j].queue.lock);
+        if (!wait_info[j].site.is_fd)
+            weft__qleave(wait_info[j].site.queue.lock);
+    if (waits != inline_wait_list) {
+        free(waits);
+        free(structures);
+    }
     WEFT__SYNC_CHAOS_POINT("SELECT-3");
     /* (SELECT-4) */
     AO_t winner = weft__atomic_load_acquire(&self.winner);
     if (winner != WEFT__SELECT_NONE && performed < 0) {
         for (size_t j = 0; j < count; j++)
-            if (wait_case[j] == winner && !sites[j].is_fd && weft__wait_delivered(waits[j]))
-                cases[winner].result = waits[j]->result;
+            if (wait_info[j].case_index == winner && !wait_info[j].site.is_fd &&
+                weft__wait_delivered(wait_info[j].wait))
+                cases[winner].result = wait_info[j].wait->result;
         performed = (int)winner;
     }
     /* fd cases: a readiness for the winner, or kept for the fd. */
     for (size_t k = 0; k < used; k++) {
         unsigned i = order[k];
-        if (cases[i].kind != WEFT_CASE_FD || !reactor || fd_waits[i].count == 0)
+        if (cases[i].kind != WEFT_CASE_FD || !reactor || slots[k].io.count == 0)
             continue;
-        weft__io_waits *io = &fd_waits[i];
+        weft__io_waits *io = &slots[k].io;
         int result = weft__reactor_result(io);
         if (result != 0 && performed < 0) {
             performed = (int)i; /* every waiter is settled: nobody else can claim */
@@ -265,6 +326,10 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             for (size_t j = 0; j < io->count; j++)
                 if (weft__wait_delivered(io->published[j]) && io->published[j]->result > 0)
                     weft__reactor_keep_edge(io, j);
+    }
+    if (slots != inline_slots) {
+        free(slots);
+        free(wait_info);
     }
     if (performed >= 0)
         return performed;
