@@ -30,9 +30,10 @@
  * The waiting task (weft__reactor_wait), after its system call said EAGAIN:
  *   (IO-W1) register, under the slot lock: add fd to the poller with generation g+1.
  *        The poller refuses an fd it already watches (EEXIST): then g stands. If it
- *        accepted, the number is new to it: generation := g+1 (full RMW), and any waiter
- *        left from the old file is woken with -ECANCELED. Every wait registers: only the
- *        poller knows whether a plain close(2) and a reuse of the number happened.
+ *        accepted, the number is new to it: any waiter left from the old file is woken
+ *        with -ECANCELED and its marks cleared, and only then generation := g+1 (full
+ *        RMW). Every wait registers: only the poller knows whether a plain close(2) and
+ *        a reuse of the number happened.
  *   (IO-W2) per direction: CAS the waiter word: a READY mark of the current generation
  *        -> 0 (consume it: return 0, the caller tries its system call again: the mark
  *        may be older than the caller's last try, so it reports nothing); 0 or a stale
@@ -264,11 +265,17 @@ static int register_fd(weft__reactor *r, weft__io_slot *s, int fd, AO_t *generat
     AO_t g = weft__atomic_load_relaxed(&s->generation);
     int rc = weft__poller_add(&r->poller, fd, (uint64_t)(uint32_t)fd | (uint64_t)low32(g + 1) << 32);
     if (rc == 0) {
+        /* Waits and marks of the file that had this number before go first, while the
+         * generation is still theirs: once it is bumped, the poller may already be
+         * marking this file's first edge in the word (reported from inside epoll_ctl),
+         * and clearing the word then would lose that edge for ever (found by
+         * stress_io_storm with 3 workers on 2 cores: a slot log showed the edge's mark
+         * set, then gone before the reader published, with the bump in between). */
+        cancel_waits(s, &batch);
         WEFT__CHAOS_POINT(r->runtime->chaos_seed, "IO-W1");
         /* Full: pairs with IO-W3's re-read, as IO-C1 does. */
         weft__atomic_fetch_add_full(&s->generation, 1);
         g++;
-        cancel_waits(s, &batch); /* waits of the file that had this number before */
         if (!weft__atomic_load_relaxed(&r->active))
             weft__atomic_store_release(&r->active, 1);
     } else if (rc == -EEXIST) {
