@@ -89,9 +89,14 @@ static inline void weft__qenter(weft__atomic_word *word) {
 static inline void weft__qleave(weft__atomic_word *word) {
     weft__atomic_fetch_add_release(word, (AO_t)0 - WEFT__QLOCK_INSIDE);
 }
-/* Under the lock: is any waiter inside? */
+/* Under the lock: is any waiter inside? Acquire: with "no", the destroyer may free the
+ * object, so every leaver's touches must come before (pairs with weft__qleave's release).
+ * The lock's CAS already read this value with acquire; ThreadSanitizer (gcc 12) does not
+ * see that edge through the chain of read-modify-writes, and reported every free after a
+ * destroy as a race with the last leaver (a two-thread program of this pattern alone
+ * reproduces it); this load makes the edge explicit. */
 static inline bool weft__qbusy(weft__atomic_word *word) {
-    return weft__atomic_load_relaxed(word) >= WEFT__QLOCK_INSIDE;
+    return weft__atomic_load_acquire(word) >= WEFT__QLOCK_INSIDE;
 }
 
 _Static_assert(sizeof(weft__waitq) == 24, "weft__waitq is part of inline public types");
