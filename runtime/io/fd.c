@@ -45,10 +45,9 @@ static short poll_events(unsigned events) {
     return (short)(((events & WEFT_IN) ? POLLIN | POLLRDHUP : 0) | ((events & WEFT_OUT) ? POLLOUT : 0));
 }
 
-/* One poll(2) of fd: the ready subset of events (0: none), or -EBADF. */
-static int poll_once(int fd, unsigned events, int timeout_ms) {
+int weft__fd_poll_once(int fd, unsigned events) {
     struct pollfd p = {.fd = fd, .events = poll_events(events)};
-    int n = poll(&p, 1, timeout_ms);
+    int n = poll(&p, 1, 0);
     if (n <= 0)
         return 0; /* nothing, or EINTR: the callers' loops look again */
     if (p.revents & POLLNVAL)
@@ -114,7 +113,7 @@ WEFT_API int weft_fd_wait(int fd, unsigned events, uint64_t deadline_ns) {
     for (;;) {
         /* Level-triggered first (data may sit unread since an edge long ago): the
          * reactor's edges then report only what changes after this look. */
-        int ready = poll_once(fd, events, 0);
+        int ready = weft__fd_poll_once(fd, events);
         if (ready != 0)
             return ready;
         int rc = wait_for(fd, events, deadline_ns);
@@ -271,7 +270,7 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
     for (;;) {
         /* Writable means connected or failed; the reactor's answer is a hint, poll(2)'s
          * is the fact. */
-        int ready = poll_once(fd, WEFT_OUT, 0);
+        int ready = weft__fd_poll_once(fd, WEFT_OUT);
         if (ready < 0)
             return ready;
         if (ready)

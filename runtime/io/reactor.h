@@ -59,6 +59,10 @@ int weft__reactor_result(const weft__io_waits *io);
  * left for the next wait on the fd. */
 void weft__reactor_keep_edge(weft__io_waits *io, size_t i);
 
+/* fd.c: one poll(2) of fd without waiting: the ready subset of events (0: none), or
+ * -EBADF. For a select's first look (sync/select.c) as for weft_fd_wait's. */
+int weft__fd_poll_once(int fd, unsigned events);
+
 /* weft_fd_close: every runtime's reactor forgets fd and wakes its waiters with
  * -ECANCELED, and fd is closed (IO-C1..C3). Any thread. 0 or close(2)'s -errno. */
 int weft__reactor_close(int fd);

@@ -75,9 +75,5 @@ WEFT_API int weft_cond_broadcast(weft_cond *c) {
 WEFT_API int weft_cond_destroy(weft_cond *pc) {
     if (!pc)
         return -EINVAL;
-    weft__cond *c = (weft__cond *)pc;
-    weft__qlock(&c->queue.lock);
-    bool busy = !weft__waiter_list_empty(&c->queue.list) || weft__qbusy(&c->queue.lock);
-    weft__qunlock(&c->queue.lock);
-    return busy ? -EBUSY : 0;
+    return weft__waitq_destroy(&((weft__cond *)pc)->queue);
 }

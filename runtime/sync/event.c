@@ -76,9 +76,5 @@ WEFT_API int weft_event_wait(weft_event *pe, uint64_t deadline_ns) {
 WEFT_API int weft_event_destroy(weft_event *pe) {
     if (!pe)
         return -EINVAL;
-    weft__event *e = (weft__event *)pe;
-    weft__qlock(&e->queue.lock);
-    bool busy = !weft__waiter_list_empty(&e->queue.list) || weft__qbusy(&e->queue.lock);
-    weft__qunlock(&e->queue.lock);
-    return busy ? -EBUSY : 0;
+    return weft__waitq_destroy(&((weft__event *)pe)->queue);
 }

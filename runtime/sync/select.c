@@ -30,28 +30,10 @@
 #include "sync/chan.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WEFT__THREAD_FD_POLL_NS 1000000u
-
-/* poll(2) of one fd without waiting: the ready subset of events, 0, or -EBADF. */
-static int poll_fd(int fd, unsigned events) {
-    struct pollfd p = {.fd = fd,
-                       .events = (short)(((events & WEFT_IN) ? POLLIN | POLLRDHUP : 0) |
-                                         ((events & WEFT_OUT) ? POLLOUT : 0))};
-    if (poll(&p, 1, 0) <= 0)
-        return 0;
-    if (p.revents & POLLNVAL)
-        return -EBADF;
-    unsigned ready = 0;
-    if (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
-        ready |= WEFT_IN;
-    if (p.revents & (POLLOUT | POLLHUP | POLLERR))
-        ready |= WEFT_OUT;
-    return (int)(ready & events);
-}
 
 static bool chan_case(const weft_case *c) {
     return c->kind == WEFT_CASE_SEND || c->kind == WEFT_CASE_RECV;
@@ -103,7 +85,7 @@ static int poll_all(weft_case *cases, const unsigned *order, size_t used) {
                 return (int)order[k];
             }
         } else {
-            int ready = poll_fd(c->fd, c->events);
+            int ready = weft__fd_poll_once(c->fd, c->events);
             if (ready != 0) {
                 c->result = ready; /* a mask, or -EBADF */
                 return (int)order[k];

@@ -95,9 +95,5 @@ WEFT_API int weft_sem_release(weft_sem *ps) {
 WEFT_API int weft_sem_destroy(weft_sem *ps) {
     if (!ps)
         return -EINVAL;
-    weft__sem *s = (weft__sem *)ps;
-    weft__qlock(&s->queue.lock);
-    bool busy = !weft__waiter_list_empty(&s->queue.list) || weft__qbusy(&s->queue.lock);
-    weft__qunlock(&s->queue.lock);
-    return busy ? -EBUSY : 0;
+    return weft__waitq_destroy(&((weft__sem *)ps)->queue);
 }

@@ -72,9 +72,5 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *pwg, uint64_t deadline_ns) {
 WEFT_API int weft_waitgroup_destroy(weft_waitgroup *pwg) {
     if (!pwg)
         return -EINVAL;
-    weft__waitgroup *wg = (weft__waitgroup *)pwg;
-    weft__qlock(&wg->queue.lock);
-    bool busy = !weft__waiter_list_empty(&wg->queue.list) || weft__qbusy(&wg->queue.lock);
-    weft__qunlock(&wg->queue.lock);
-    return busy ? -EBUSY : 0;
+    return weft__waitq_destroy(&((weft__waitgroup *)pwg)->queue);
 }

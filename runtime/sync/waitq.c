@@ -25,6 +25,8 @@
 #include "base/chaos.h"
 #include "sched/runtime.h"
 
+#include <errno.h>
+
 uint64_t weft__sync_self(void) {
     static weft__atomic_word next_thread_id = 1;
     static _Thread_local uint64_t thread_id;
@@ -115,6 +117,13 @@ bool weft__waitq_withdraw(weft__wait *wait, void *structure) {
         weft__waiter_list_remove(site->list, w);
     weft__qunlock(site->lock);
     return withdrew;
+}
+
+int weft__waitq_destroy(weft__waitq *q) {
+    weft__qlock(&q->lock);
+    bool busy = !weft__waiter_list_empty(&q->list) || weft__qbusy(&q->lock);
+    weft__qunlock(&q->lock);
+    return busy ? -EBUSY : 0;
 }
 
 int weft__waitq_block(weft__waiter *w, weft__waitq_site *site, uint64_t deadline_ns) {

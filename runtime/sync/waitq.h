@@ -135,6 +135,10 @@ static inline bool weft__waiter_list_empty(const weft__waiter_list *l) {
     return l->head == NULL;
 }
 
+/* A primitive's destroy when nothing but its queue can make it busy: -EBUSY while a
+ * waiter is queued or inside a call, else 0. */
+int weft__waitq_destroy(weft__waitq *q);
+
 /* The withdraw of WAIT-B3 for a waiter queued on `l` under `lock`: takes it out if it is
  * still queued. `structure` is a weft__waitq_site. */
 typedef struct weft__waitq_site {
