@@ -14,6 +14,10 @@
  *        happened. Else a waker popped it:         of an idle worker (WAIT-D4).
  *        wait for its delivery (WAIT-B3).
  *
+ *   (SYNC-Q4) after Q2/Q3: leave (weft__qleave: the count of waiters inside, kept in
+ *        the lock word and raised at Q1, drops): the waiter's last touch of the object.
+ *        A destroy under the lock sees the count and says -EBUSY until then.
+ *
  * One lock orders SYNC-Q1 against SYNC-W1, so a waiter either sees the state the waker
  * left (and does not queue) or is in the queue when the waker looks: no lost wake-up.
  * SYNC-Q3 against SYNC-W1: `queued` under the lock decides whether the waiter withdrew
