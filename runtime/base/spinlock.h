@@ -1,8 +1,10 @@
 /*
- * spinlock.h: a one-word lock for critical sections of a few dozen instructions (a wait
- * queue's links, an fd slot's registration). Zero is unlocked, so a zeroed object holds
- * a valid lock. A waiter that spins long yields its CPU (weft__spin_wait), so a holder
- * preempted by the kernel gets to run: never used around a system call that blocks.
+ * spinlock.h: a one-word lock for short critical sections (an fd slot's registration in
+ * io/reactor.c, which holds it across an epoll_ctl or a close(2): system calls that do
+ * not sleep on a socket). Zero is unlocked, so a zeroed object holds a valid lock. A
+ * waiter that spins long yields its CPU (weft__spin_wait), so a holder preempted by the
+ * kernel gets to run. (The sync room's wait queues use a counted variant of it,
+ * sync/waitq.h.)
  * Acquire/release: the holder sees what the previous holder wrote (TSan sees the edge).
  */
 #ifndef WEFT__BASE_SPINLOCK_H

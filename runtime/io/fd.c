@@ -45,19 +45,24 @@ static short poll_events(unsigned events) {
     return (short)(((events & WEFT_IN) ? POLLIN | POLLRDHUP : 0) | ((events & WEFT_OUT) ? POLLOUT : 0));
 }
 
-int weft__fd_poll_once(int fd, unsigned events) {
-    struct pollfd p = {.fd = fd, .events = poll_events(events)};
-    int n = poll(&p, 1, 0);
-    if (n <= 0)
-        return 0; /* nothing, or EINTR: the callers' loops look again */
-    if (p.revents & POLLNVAL)
+/* poll(2)'s answer for one fd: the ready subset of events (errors and hang-ups report
+ * both directions, as the reactor does), or -EBADF. */
+static int ready_subset(const struct pollfd *p, unsigned events) {
+    if (p->revents & POLLNVAL)
         return -EBADF;
     unsigned ready = 0;
-    if (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
+    if (p->revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
         ready |= WEFT_IN;
-    if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+    if (p->revents & (POLLOUT | POLLHUP | POLLERR))
         ready |= WEFT_OUT;
     return (int)(ready & events);
+}
+
+int weft__fd_poll_once(int fd, unsigned events) {
+    struct pollfd p = {.fd = fd, .events = poll_events(events)};
+    if (poll(&p, 1, 0) <= 0)
+        return 0; /* nothing, or EINTR: the callers' loops look again */
+    return ready_subset(&p, events);
 }
 
 /* A plain thread's wait: ppoll(2) until ready or the deadline (never early). */
@@ -75,17 +80,9 @@ static int wait_thread(int fd, unsigned events, uint64_t deadline_ns) {
         int n = ppoll(&p, 1, timeout, NULL);
         if (n < 0 && errno != EINTR)
             return -errno;
-        if (n > 0) {
-            if (p.revents & POLLNVAL)
-                return -EBADF;
-            unsigned ready = 0;
-            if (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
-                ready |= WEFT_IN;
-            if (p.revents & (POLLOUT | POLLHUP | POLLERR))
-                ready |= WEFT_OUT;
-            if (ready & events)
-                return (int)(ready & events);
-        }
+        int ready = n > 0 ? ready_subset(&p, events) : 0;
+        if (ready != 0)
+            return ready;
         if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
             return -ETIMEDOUT;
     }

@@ -94,6 +94,7 @@
 #include "base/chaos.h"
 #include "base/futex.h"
 #include "base/memory.h"
+#include "base/spinlock.h"
 #include "io/poller.h"
 #include "sched/runtime.h"
 #include "sched/wait.h"
@@ -140,7 +141,7 @@ struct weft__io_driver {
     weft__reactor *reactor;
     weft__worker *worker;
     weft__atomic_u32 in_poller;   /* IO-K: shared with wakers */
-    unsigned ticks;               /* owner only: rounds, for the poll every 61st */
+    unsigned until_poll;          /* owner only: rounds left until the next busy poll */
     bool poll_due;                /* owner only: has_due promised a poll to fire_due */
     int pending_count;            /* owner only: events read in park, not yet delivered */
     weft__poll_event pending[WEFT__EVENTS_MAX];
@@ -180,7 +181,7 @@ static weft__io_slot *slot_of(weft__reactor *r, int fd, bool create) {
         chunk = weft__atomic_load_ptr_acquire(&r->chunks[index]);
         if (!chunk) {
             chunk = weft__alloc(sizeof(weft__io_slot) * WEFT__SLOTS_PER_CHUNK, 64); /* zeroed */
-            if (chunk)
+            if (chunk) /* Release: the zeroed slots before the pointer (see above). */
                 weft__atomic_store_ptr_release(&r->chunks[index], chunk);
         }
         pthread_mutex_unlock(&r->grow_lock);
@@ -189,13 +190,10 @@ static weft__io_slot *slot_of(weft__reactor *r, int fd, bool create) {
 }
 
 static void slot_lock(weft__io_slot *s) {
-    unsigned rounds = 0;
-    /* Acquire on success: the holder before us released what it wrote. */
-    while (weft__atomic_cas_acquire(&s->lock, 0, 1) != 0)
-        weft__spin_wait(&rounds);
+    weft__spinlock_lock(&s->lock);
 }
 static void slot_unlock(weft__io_slot *s) {
-    weft__atomic_store_release(&s->lock, 0);
+    weft__spinlock_unlock(&s->lock);
 }
 
 /* Takes whatever wait is published in `word` (WAIT-D0), leaving 0; if none is, leaves
@@ -276,6 +274,9 @@ static int register_fd(weft__reactor *r, weft__io_slot *s, int fd, AO_t *generat
         /* Full: pairs with IO-W3's re-read, as IO-C1 does. */
         weft__atomic_fetch_add_full(&s->generation, 1);
         g++;
+        /* Relaxed look, release store: `active` is a hint (poll_round says why that is
+         * enough); the store is a release only so that its readers see a reactor whose
+         * registration is in place. */
         if (!weft__atomic_load_relaxed(&r->active))
             weft__atomic_store_release(&r->active, 1);
     } else if (rc == -EEXIST) {
@@ -288,7 +289,7 @@ static int register_fd(weft__reactor *r, weft__io_slot *s, int fd, AO_t *generat
 }
 
 /* The withdraw of WAIT-B3 (IO-W4): CAS our wait -> 0. */
-static bool withdraw_wait(weft__wait *wait, void *structure) {
+bool weft__reactor_withdraw(weft__wait *wait, void *structure) {
     weft__atomic_word *word = (weft__atomic_word *)structure;
     WEFT__CHAOS_POINT(weft__worker_current() ? weft__worker_current()->runtime->chaos_seed : 0,
                       "IO-W4");
@@ -380,10 +381,6 @@ int weft__reactor_publish(weft__reactor *r, int fd, unsigned events, weft__io_wa
     return closed ? -ECANCELED : 0;
 }
 
-bool weft__reactor_withdraw(weft__wait *wait, void *word) {
-    return withdraw_wait(wait, word);
-}
-
 void weft__reactor_keep_edge(weft__io_waits *io, size_t i) {
     /* Full: as IO-E2; only over an empty word (a newer mark or wait stays). */
     (void)weft__atomic_cas_full((weft__atomic_word *)io->words[i], 0,
@@ -435,6 +432,7 @@ static void deliver_events(weft__reactor *r, const weft__poll_event *events, int
          * through the bump), and that edge is the only one the task will get. */
         if (low32(weft__atomic_load_acquire(&s->generation)) != g32) {
             slot_lock(s);
+            /* Relaxed: under the lock, which every writer of the generation holds. */
             bool stale = low32(weft__atomic_load_relaxed(&s->generation)) != g32;
             slot_unlock(s);
             if (stale)
@@ -502,7 +500,7 @@ static void count_poll(weft__io_driver *io, int n) {
 /* A poll that does not wait, delivering what it finds. */
 static void poll_now(weft__io_driver *io) {
     weft__reactor *r = io->reactor;
-    if (!weft__atomic_load_relaxed(&r->active) || !take_token(r))
+    if (!weft__atomic_load_relaxed(&r->active) || !take_token(r)) /* relaxed: a hint */
         return;
     weft__poll_event events[WEFT__EVENTS_MAX];
     int n = weft__poller_wait(&r->poller, events, WEFT__EVENTS_MAX, 0);
@@ -520,12 +518,27 @@ static void deliver_pending(weft__io_driver *io) {
     deliver_events(io->reactor, io->pending, n);
 }
 
+/* Counts a scheduling round; true every WEFT__POLL_INTERVAL-th while the reactor is in
+ * use (a countdown: no division on every round, nothing at all while no fd was ever
+ * registered). */
+static bool poll_round(weft__io_driver *io) {
+    /* Relaxed: a hint. The worker that ran the registering task saw its own store (or
+     * one ordered before it by the task's switch to this worker), and it is the one that
+     * must start polling; others learn it at their next round. */
+    if (!weft__atomic_load_relaxed(&io->reactor->active))
+        return false;
+    if (--io->until_poll > 0)
+        return false;
+    io->until_poll = WEFT__POLL_INTERVAL;
+    return true;
+}
+
 /* (driver op fire_due) Timers; events read by the last park; a poll every 61 rounds. */
 static void io_fire_due(weft__driver *d) {
     weft__io_driver *io = (weft__io_driver *)d;
     io->inner->ops->fire_due(io->inner);
     deliver_pending(io);
-    if (io->poll_due || ++io->ticks % WEFT__POLL_INTERVAL == 0) {
+    if (io->poll_due || poll_round(io)) {
         io->poll_due = false;
         poll_now(io);
     }
@@ -547,8 +560,7 @@ static bool io_has_due(weft__driver *d) {
     weft__io_driver *io = (weft__io_driver *)d;
     if (io->pending_count > 0 || io->poll_due)
         return true;
-    if (weft__atomic_load_relaxed(&io->reactor->active) &&
-        ++io->ticks % WEFT__POLL_INTERVAL == 0) {
+    if (poll_round(io)) {
         io->poll_due = true;
         return true;
     }
@@ -566,7 +578,7 @@ static void io_park(weft__driver *d, weft__atomic_u32 *wake_word, uint64_t deadl
     weft__reactor *r = io->reactor;
     if (io->pending_count > 0 || io->poll_due)
         return; /* deliver (or poll) first */
-    if (!weft__atomic_load_relaxed(&r->active) || !take_token_to_park(r)) {
+    if (!weft__atomic_load_relaxed(&r->active) || !take_token_to_park(r)) { /* a hint */
         io->inner->ops->park(io->inner, wake_word, deadline_ns);
         return;
     }
@@ -580,6 +592,8 @@ static void io_park(weft__driver *d, weft__atomic_u32 *wake_word, uint64_t deadl
         count_poll(io, n);
         io->pending_count = n;
     }
+    /* Release: a waker that still sees 1 kicks the eventfd, which is harmless (the next
+     * wait returns at once and drains it); one that sees 0 futex-wakes wake_word. */
     weft__atomic_u32_store_release(&io->in_poller, 0);
     drop_token(r);
 }
@@ -620,6 +634,7 @@ weft__driver *weft__io_driver_create(weft__reactor *r, weft__worker *w, weft__dr
     io->inner = inner;
     io->reactor = r;
     io->worker = w;
+    io->until_poll = WEFT__POLL_INTERVAL;
     r->drivers[w->index] = io;
     return &io->driver;
 }

@@ -20,7 +20,9 @@ struct weft__select {
 typedef struct weft__select weft__select;
 
 struct weft_chan {
-    weft__atomic_word lock; /* guards everything below */
+    /* A counted lock (sync/waitq.h): guards everything below, and counts the waiters
+     * inside a call, which weft_chan_destroy waits out. */
+    weft__atomic_word lock;
     size_t elem_size, capacity;
     size_t head, count; /* the ring: `count` elements from `head` */
     bool closed;

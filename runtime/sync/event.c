@@ -41,7 +41,7 @@ WEFT_API int weft_event_clear(weft_event *pe) {
         return -EINVAL;
     weft__event *e = (weft__event *)pe;
     weft__qlock(&e->queue.lock);
-    weft__atomic_store_release(&e->set, 0);
+    weft__atomic_store_release(&e->set, 0); /* release, as set's: is_set reads it unlocked */
     weft__qunlock(&e->queue.lock);
     return 0;
 }
@@ -64,7 +64,7 @@ WEFT_API int weft_event_wait(weft_event *pe, uint64_t deadline_ns) {
     weft__waitq_site site = {&e->queue.lock, &e->queue.list};
     /* (SYNC-Q1) */
     weft__qlock(&e->queue.lock);
-    if (weft__atomic_load_relaxed(&e->set)) {
+    if (weft__atomic_load_relaxed(&e->set)) { /* relaxed: under the lock its writers hold */
         weft__qunlock(&e->queue.lock);
         return 0;
     }

@@ -59,7 +59,7 @@ static void take(weft__mutex *m, uint64_t self) {
 /* (SYNC-Q1) Under the queue's lock: takes the mutex if it is free, else marks WAITERS.
  * True if taken. */
 static bool take_or_mark(weft__mutex *m) {
-    AO_t s = weft__atomic_load_relaxed(&m->state);
+    AO_t s = weft__atomic_load_relaxed(&m->state); /* a first guess for the CAS */
     for (;;) {
         AO_t next = (s & WEFT__MUTEX_LOCKED) ? s | WEFT__MUTEX_WAITERS : s | WEFT__MUTEX_LOCKED;
         /* Full: the acquire half when we take it; pairs with unlock's CAS/store. */
@@ -103,6 +103,7 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns) {
         /* RETRY: the mutex was freed for us to compete for. */
         weft__wait_init(&w.wait);
         again = true;
+        /* Acquire: pairs with unlock's release store of the freed state. */
         bool got = weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0;
         if (got)
             take(m, self);
@@ -174,7 +175,7 @@ WEFT_API int weft_mutex_trylock(weft_mutex *pm) {
     if (!pm)
         return -EINVAL;
     weft__mutex *m = (weft__mutex *)pm;
-    AO_t s = weft__atomic_load_relaxed(&m->state);
+    AO_t s = weft__atomic_load_relaxed(&m->state); /* a first guess for the CAS */
     while (!(s & WEFT__MUTEX_LOCKED)) {
         /* Acquire: pairs with unlock's release. */
         AO_t seen = weft__atomic_cas_acquire(&m->state, s, s | WEFT__MUTEX_LOCKED);
@@ -192,10 +193,13 @@ WEFT_API int weft_mutex_unlock(weft_mutex *pm) {
         return -EINVAL;
     weft__mutex *m = (weft__mutex *)pm;
     uint64_t self = weft__sync_self();
+    /* Acquire, relaxed: only the holder (the caller, if anyone) can have written `owner`
+     * with our id, and only it clears it; a caller that does not hold it may read a stale
+     * value, never its own id. */
     if (!(weft__atomic_load_acquire(&m->state) & WEFT__MUTEX_LOCKED) ||
         weft__atomic_load_relaxed(&m->owner) != self)
         return -EPERM;
-    weft__atomic_store_relaxed(&m->owner, 0);
+    weft__atomic_store_relaxed(&m->owner, 0); /* ordered before the state's release below */
     /* Release: the critical section before the next holder's acquire. */
     if (weft__atomic_cas_release(&m->state, WEFT__MUTEX_LOCKED, 0) == WEFT__MUTEX_LOCKED)
         return 0;
@@ -227,10 +231,11 @@ WEFT_API int weft_mutex_destroy(weft_mutex *pm) {
         return -EINVAL;
     weft__mutex *m = (weft__mutex *)pm;
     weft__qlock(&m->queue.lock);
+    /* Acquire: pairs with the last unlock's release (its touches come before a free). */
     bool busy = (weft__atomic_load_acquire(&m->state) & WEFT__MUTEX_LOCKED) ||
                 !weft__waiter_list_empty(&m->queue.list) || weft__qbusy(&m->queue.lock);
     if (!busy) {
-        weft__atomic_store_relaxed(&m->state, 0);
+        weft__atomic_store_relaxed(&m->state, 0); /* relaxed: nobody else may use it now */
         weft__atomic_store_relaxed(&m->owner, 0);
     }
     weft__qunlock(&m->queue.lock);
@@ -240,6 +245,7 @@ WEFT_API int weft_mutex_destroy(weft_mutex *pm) {
 /* For weft_cond_wait: does the caller hold m? */
 bool weft__mutex_held_by_caller(weft_mutex *pm) {
     weft__mutex *m = (weft__mutex *)pm;
+    /* As unlock's check: only the holder can see its own id there. */
     return (weft__atomic_load_acquire(&m->state) & WEFT__MUTEX_LOCKED) &&
            weft__atomic_load_relaxed(&m->owner) == weft__sync_self();
 }

@@ -130,35 +130,42 @@ static uint64_t next_random(uint64_t *x) {
 /* One round of SELECT-2..4: the index of the case performed, or -1 (look again), or a
  * negative errno (-ETIMEDOUT, -EBUSY, -ENOMEM) encoded below -1. */
 static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint64_t deadline_ns,
-                      weft__reactor *reactor, bool *retry) {
+                      weft__reactor *reactor) {
     weft__select self = {WEFT__SELECT_NONE};
-    /* Scratch per case (in `order`'s positions) and per wait: on the stack for a few
-     * cases, else on the heap, so that a select in a task with a small stack (16 KiB)
-     * costs about 1.5 KiB of it (a cold review found 20 KiB with arrays for 64 cases). */
+    /* Scratch per case (in `order`'s positions) and per wait (at most two per case):
+     * on the stack for a few cases, else in one heap block, so that a select in a task
+     * with a small stack (16 KiB) costs about 2 KiB of it (a cold review found 20 KiB
+     * with arrays for 64 cases). */
     select_slot inline_slots[WEFT__SELECT_INLINE];
     select_wait inline_waits[2 * WEFT__SELECT_INLINE];
+    weft__wait *inline_wait_list[2 * WEFT__SELECT_INLINE];
+    void *inline_structures[2 * WEFT__SELECT_INLINE];
     select_slot *slots = inline_slots;
     select_wait *wait_info = inline_waits;
+    weft__wait **waits = inline_wait_list;
+    void **structures = inline_structures;
+    void *heap = NULL;
     if (used > WEFT__SELECT_INLINE) {
-        slots = malloc(sizeof(*slots) * used);
-        wait_info = malloc(sizeof(*wait_info) * 2 * used);
-        if (!slots || !wait_info) {
-            free(slots);
-            free(wait_info);
+        size_t waits_max = 2 * used;
+        heap = malloc(sizeof(*slots) * used + (sizeof(*wait_info) + sizeof(*waits) +
+                                               sizeof(*structures)) * waits_max);
+        if (!heap)
             return -ENOMEM - 1;
-        }
+        slots = heap;
+        wait_info = (select_wait *)(slots + used);
+        waits = (weft__wait **)(wait_info + waits_max);
+        structures = (void **)(waits + waits_max);
     }
     for (size_t k = 0; k < used; k++)
         slots[k].io.count = 0; /* fd cases SELECT-2 never reaches publish nothing */
     size_t count = 0;
     weft__atomic_u32 thread_word;
-    weft__atomic_u32_store_release(&thread_word, 0);
+    weft__atomic_u32_store_release(&thread_word, 0); /* published with the waiters (lock) */
     bool is_task = weft__worker_current_task(NULL) != NULL;
     int performed = -1, error = 0;
-    bool thread_has_fd = false;
-    *retry = false;
+    bool thread_has_fd = false, look_again = false;
     /* (SELECT-2) */
-    for (size_t k = 0; k < used && performed < 0 && !error; k++) {
+    for (size_t k = 0; k < used && performed < 0 && !error && !look_again; k++) {
         unsigned i = order[k];
         weft_case *c = &cases[i];
         if (chan_case(c)) {
@@ -174,6 +181,7 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             weft__qlock(&c->chan->lock);
             int rc;
             /* Can it proceed now? Only if we still may claim: then perform it. */
+            /* Acquire: pairs with a waker's full claim CAS (what it copied is visible). */
             if (weft__atomic_load_acquire(&self.winner) != WEFT__SELECT_NONE) {
                 weft__qunlock(&c->chan->lock);
                 break; /* a waker won through an earlier case */
@@ -209,6 +217,7 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             weft__qunlock(&c->chan->lock);
             weft__waiter_list_deliver_outcomes(&out);
         } else if (reactor) {
+            /* Acquire: as above. */
             if (weft__atomic_load_acquire(&self.winner) != WEFT__SELECT_NONE)
                 break; /* a waker won through an earlier case: publish nothing more */
             weft__io_waits *io = &slots[k].io;
@@ -222,8 +231,7 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             } else if (rc < 0) {
                 error = rc; /* -EBUSY, -ENOMEM */
             } else if (io->count == 0) {
-                *retry = true; /* a consumed mark: look again from the poll */
-                error = 1;
+                look_again = true; /* a consumed mark: look again from the poll */
             }
             for (size_t j = 0; j < io->count; j++) {
                 wait_info[count] = (select_wait){.site = {.is_fd = true, .word = io->words[j]},
@@ -235,26 +243,12 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             thread_has_fd = true;
         }
     }
-    weft__wait *inline_wait_list[2 * WEFT__SELECT_INLINE];
-    void *inline_structures[2 * WEFT__SELECT_INLINE];
-    weft__wait **waits = inline_wait_list;
-    void **structures = inline_structures;
-    if (count > 2 * WEFT__SELECT_INLINE) {
-        waits = malloc(sizeof(*waits) * count);
-        structures = malloc(sizeof(*structures) * count);
-    }
-    if (!waits || !structures) { /* out of memory: poll instead of waiting */
-        free(waits);
-        free(structures);
-        waits = NULL;
-        structures = NULL;
-    }
-    for (size_t j = 0; waits && j < count; j++) {
+    for (size_t j = 0; j < count; j++) {
         waits[j] = wait_info[j].wait;
         structures[j] = &wait_info[j].site;
     }
     /* (SELECT-3) Park, unless the round already decided (then a poll settles the rest). */
-    bool decided = performed >= 0 || error ||
+    bool decided = performed >= 0 || error || look_again ||
                    weft__atomic_load_acquire(&self.winner) != WEFT__SELECT_NONE;
     uint64_t until = decided ? 0 : deadline_ns;
     if (thread_has_fd && !decided) { /* a thread polls its fd cases now and then */
@@ -262,26 +256,12 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
         if (soon < until)
             until = soon;
     }
-    int rc = 0;
-    if (count && waits) {
-        rc = weft__wait_block_any(waits, count, until, withdraw_any, structures);
-    } else if (count) { /* no memory for the lists: settle each wait alone, as a poll */
-        for (size_t j = 0; j < count; j++) {
-            void *site = &wait_info[j].site;
-            int one = weft__wait_block_any(&wait_info[j].wait, 1, 0, withdraw_any, &site);
-            if (one > 0)
-                rc = rc > 0 ? rc + one : one;
-        }
-    }
+    int rc = count ? weft__wait_block_any(waits, count, until, withdraw_any, structures) : 0;
     if (!count && !decided && until != WEFT_FOREVER)
         weft_sleep_until(until); /* nothing queued (only a thread's fd cases, or none) */
     for (size_t j = 0; j < count; j++) /* every waiter settled: leave their channels */
         if (!wait_info[j].site.is_fd)
             weft__qleave(wait_info[j].site.queue.lock);
-    if (waits != inline_wait_list) {
-        free(waits);
-        free(structures);
-    }
     WEFT__SYNC_CHAOS_POINT("SELECT-3");
     /* (SELECT-4) */
     AO_t winner = weft__atomic_load_acquire(&self.winner);
@@ -309,21 +289,19 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
                 if (weft__wait_delivered(io->published[j]) && io->published[j]->result > 0)
                     weft__reactor_keep_edge(io, j);
     }
-    if (slots != inline_slots) {
-        free(slots);
-        free(wait_info);
-    }
+    free(heap);
     if (performed >= 0)
         return performed;
     if (error < 0)
         return error - 1;
-    if (error > 0 || rc > 0)
-        *retry = true; /* a spurious fd wake-up or a consumed mark: look again */
     if (rc < 0 && rc != -ETIMEDOUT)
         return rc - 1;
-    if (thread_has_fd && (deadline_ns == WEFT_FOREVER || weft_now() < deadline_ns))
-        *retry = true;
-    return *retry ? -1 : -ETIMEDOUT - 1;
+    /* Nothing performed: a consumed mark, a spurious fd wake-up (delivered, no winner),
+     * or a thread's fd poll interval: look again; else the deadline passed. */
+    if (look_again || rc > 0 ||
+        (thread_has_fd && (deadline_ns == WEFT_FOREVER || weft_now() < deadline_ns)))
+        return -1;
+    return -ETIMEDOUT - 1;
 }
 
 WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns) {
@@ -354,9 +332,8 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns) {
             return index;
         if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns)
             return -ETIMEDOUT;
-        bool retry;
         WEFT__SYNC_CHAOS_POINT("SELECT-1");
-        int got = wait_round(cases, order, used, deadline_ns, reactor, &retry);
+        int got = wait_round(cases, order, used, deadline_ns, reactor);
         if (got >= 0)
             return got;
         if (got < -1)

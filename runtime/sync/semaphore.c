@@ -24,13 +24,14 @@ WEFT_API void weft_sem_init(weft_sem *ps, uint64_t permits) {
     if (!ps)
         return;
     memset(ps, 0, sizeof(*ps));
+    /* Relaxed: not shared yet; whoever gets the object from us gets it with a release. */
     weft__atomic_store_relaxed(&((weft__sem *)ps)->permits,
                                permits > WEFT__SEM_MAX ? WEFT__SEM_MAX : (AO_t)permits);
 }
 
 /* Takes a permit without waiting: true if it did. */
 static bool try_take(weft__sem *s) {
-    AO_t p = weft__atomic_load_relaxed(&s->permits);
+    AO_t p = weft__atomic_load_relaxed(&s->permits); /* a first guess for the CAS */
     while (p > 0) {
         /* Acquire: pairs with release's RMW; what the releaser did is visible. */
         AO_t seen = weft__atomic_cas_acquire(&s->permits, p, p - 1);
@@ -75,6 +76,7 @@ WEFT_API int weft_sem_release(weft_sem *ps) {
     weft__qlock(&s->queue.lock);
     weft__waiter *w = weft__waiter_list_pop(&s->queue.list);
     if (!w) {
+        /* Relaxed: only releasers raise it, under the lock. */
         if (weft__atomic_load_relaxed(&s->permits) >= WEFT__SEM_MAX) {
             weft__qunlock(&s->queue.lock);
             return -EOVERFLOW;

@@ -28,7 +28,7 @@ WEFT_API int weft_waitgroup_add(weft_waitgroup *pwg, int64_t delta) {
         return -EINVAL;
     weft__waitgroup *wg = (weft__waitgroup *)pwg;
     weft__qlock(&wg->queue.lock);
-    int64_t now = (int64_t)weft__atomic_load_relaxed(&wg->counter);
+    int64_t now = (int64_t)weft__atomic_load_relaxed(&wg->counter); /* under the lock */
     int64_t next;
     if (__builtin_add_overflow(now, delta, &next) || next < 0) {
         weft__qunlock(&wg->queue.lock);
@@ -60,7 +60,7 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *pwg, uint64_t deadline_ns) {
     weft__waitq_site site = {&wg->queue.lock, &wg->queue.list};
     /* (SYNC-Q1) */
     weft__qlock(&wg->queue.lock);
-    if (weft__atomic_load_relaxed(&wg->counter) == 0) {
+    if (weft__atomic_load_relaxed(&wg->counter) == 0) { /* relaxed: under the lock */
         weft__qunlock(&wg->queue.lock);
         return 0;
     }
