@@ -31,9 +31,10 @@
  *   (IO-W1) register, under the slot lock: add fd to the poller with generation g+1.
  *        The poller refuses an fd it already watches (EEXIST): then g stands. If it
  *        accepted, the number is new to it: any waiter left from the old file is woken
- *        with -ECANCELED and its marks cleared, and only then generation := g+1 (full
- *        RMW). Every wait registers: only the poller knows whether a plain close(2) and
- *        a reuse of the number happened.
+ *        with -ECANCELED and its marks cleared, then generation := g+1 (full RMW), then
+ *        waits (not marks) are taken once more, for an old-file waiter that published
+ *        in between. Every wait registers: only the poller knows whether a plain
+ *        close(2) and a reuse of the number happened.
  *   (IO-W2) per direction: CAS the waiter word: a READY mark of the current generation
  *        -> 0 (consume it: return 0, the caller tries its system call again: the mark
  *        may be older than the caller's last try, so it reports nothing); 0 or a stale
@@ -254,6 +255,25 @@ static void cancel_waits(weft__io_slot *s, weft__wake_batch *batch) {
     }
 }
 
+/* (IO-W1, after the bump) Wakes the waits left in the slot with -ECANCELED, leaving any
+ * READY mark alone. */
+static void cancel_waits_only(weft__io_slot *s, weft__wake_batch *batch) {
+    weft__atomic_fence_full(); /* the generation's RMW before our reads: see IO-W3 */
+    for (int d = 0; d < 2; d++) {
+        weft__atomic_word *word = &s->waiter[d];
+        AO_t old = weft__atomic_load_acquire(word);
+        /* Full: pairs with IO-W2's publishing CAS and the waiter's withdraw. */
+        while (old != 0 && !is_ready_mark(old)) {
+            AO_t seen = weft__atomic_cas_full(word, old, 0);
+            if (seen == old) {
+                weft__wait_deliver((weft__wait *)old, -ECANCELED, batch);
+                break;
+            }
+            old = seen;
+        }
+    }
+}
+
 /* (IO-W1) Makes sure the poller watches the file fd names now. Returns 0 and the
  * current generation, -EPERM (cannot be watched: always ready), or another -errno. */
 static int register_fd(weft__reactor *r, weft__io_slot *s, int fd, AO_t *generation) {
@@ -274,6 +294,12 @@ static int register_fd(weft__reactor *r, weft__io_slot *s, int fd, AO_t *generat
         /* Full: pairs with IO-W3's re-read, as IO-C1 does. */
         weft__atomic_fetch_add_full(&s->generation, 1);
         g++;
+        /* And after the bump, the Dekker half of that pairing: a waiter of the old file
+         * that published after the first pass (its IO-W3 read the old generation) is
+         * taken now. Waits only: a mark here may already be the new file's first edge,
+         * and no wait of the new generation can exist yet (its owner would need the slot
+         * lock, which we hold). (A cold review found the pairing broken by the reorder.) */
+        cancel_waits_only(s, &batch);
         /* Relaxed look, release store: `active` is a hint (poll_round says why that is
          * enough); the store is a release only so that its readers see a reactor whose
          * registration is in place. */
@@ -430,7 +456,13 @@ static void deliver_events(weft__reactor *r, const weft__poll_event *events, int
          * the slot lock: a registration reports its first edge from inside epoll_ctl,
          * before it has bumped the generation (IO-W1 holds the lock from the add
          * through the bump), and that edge is the only one the task will get. */
-        if (low32(weft__atomic_load_acquire(&s->generation)) != g32) {
+        AO_t generation = weft__atomic_load_acquire(&s->generation);
+        if (low32(generation) != g32) {
+            /* Only a registration in progress (its add is in, its bump not yet) can
+             * send an event one generation ahead; anything else is stale at once, and
+             * waiting for the lock could mean waiting out weft_fd_close's close(2). */
+            if (g32 != low32(generation + 1))
+                continue;
             slot_lock(s);
             /* Relaxed: under the lock, which every writer of the generation holds. */
             bool stale = low32(weft__atomic_load_relaxed(&s->generation)) != g32;

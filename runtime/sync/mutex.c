@@ -74,22 +74,30 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns) {
     weft__waiter w;
     weft__waiter_init(&w);
     w.since = weft_now();
-    bool again = false;
+    /* Counted inside (weft__qleave) from our first queueing until our last touch of the
+     * mutex, across retries: a retry that loses to a barger stays counted while it goes
+     * back to the lock, or a destroy meanwhile could return 0 and free the mutex under
+     * it (found by a cold review). */
+    bool counted = false;
     weft__waitq_site site = {&m->queue.lock, &m->queue.list};
     for (;;) {
         weft__qlock(&m->queue.lock);
         if (take_or_mark(m)) {
             weft__qunlock(&m->queue.lock);
             take(m, self);
+            if (counted)
+                weft__qleave(&m->queue.lock);
             return 0;
         }
-        if (again) /* woken to retry and lost: back at the head, first in line */
+        if (counted) { /* woken to retry and lost: back at the head, first in line */
             weft__waitq_push_front(&m->queue.lock, &m->queue.list, &w);
-        else
+            weft__qleave(&m->queue.lock); /* the push counted us again: once is enough */
+        } else {
             weft__waitq_push(&m->queue.lock, &m->queue.list, &w);
+            counted = true;
+        }
         weft__qunlock(&m->queue.lock);
-        /* (SYNC-Q2) Not weft__waitq_block: we stay counted inside (weft__qleave) until
-         * our last touch of the mutex, which is after the retry below. */
+        /* (SYNC-Q2) Not weft__waitq_block: we stay counted until our last touch. */
         int rc = weft__wait_block(&w.wait, deadline_ns, weft__waitq_withdraw, &site);
         if (rc == WEFT__MUTEX_HANDOFF) {
             take(m, self);
@@ -102,14 +110,13 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns) {
         }
         /* RETRY: the mutex was freed for us to compete for. */
         weft__wait_init(&w.wait);
-        again = true;
         /* Acquire: pairs with unlock's release store of the freed state. */
-        bool got = weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0;
-        if (got)
+        if (weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0) {
             take(m, self);
-        weft__qleave(&m->queue.lock);
-        if (got)
+            weft__qleave(&m->queue.lock);
             return 0;
+        }
+        WEFT__SYNC_CHAOS_POINT("SYNC-M1"); /* lost the retry, still counted */
     }
 }
 
