@@ -139,9 +139,14 @@ static void *pool_thread(void *arg) {
         pool->busy++;
         pthread_mutex_unlock(&pool->lock);
         job->result = job->fn(job->arg);
-        deliver(job); /* the job (on the carrier's stack) is not touched after this */
+        /* Not busy any more before the carrier can return: a caller that joined the
+         * handle and then reads the statistics sees the call finished (a test found
+         * busy 1 after every join had returned). */
         pthread_mutex_lock(&pool->lock);
         pool->busy--;
+        pthread_mutex_unlock(&pool->lock);
+        deliver(job); /* the job (on the carrier's stack) is not touched after this */
+        pthread_mutex_lock(&pool->lock);
     }
     /* Our last touch of the pool, under its lock: destroy frees it only after it took
      * the lock and saw threads == 0. */

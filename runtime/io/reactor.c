@@ -325,6 +325,7 @@ bool weft__reactor_withdraw(weft__wait *wait, void *structure) {
 
 int weft__reactor_publish(weft__reactor *r, int fd, unsigned events, weft__io_waits *io) {
     io->count = 0;
+    io->generation = 0;
     weft__io_slot *s = slot_of(r, fd, true);
     if (!s)
         return fd < 0 || (size_t)fd / WEFT__SLOTS_PER_CHUNK >= r->chunk_count ? -EBADF : -ENOMEM;
@@ -411,6 +412,15 @@ void weft__reactor_keep_edge(weft__io_waits *io, size_t i) {
     /* Full: as IO-E2; only over an empty word (a newer mark or wait stays). */
     (void)weft__atomic_cas_full((weft__atomic_word *)io->words[i], 0,
                                 ready_mark(low32(io->generation)));
+}
+
+void weft__reactor_keep_ready(weft__reactor *r, int fd, const weft__io_waits *io,
+                              unsigned ready) {
+    weft__io_slot *s = slot_of(r, fd, false);
+    for (int d = 0; s && d < 2; d++)
+        if (ready & (d == WEFT__DIR_IN ? WEFT_IN : WEFT_OUT))
+            /* Full: as IO-E2; only over an empty word (a newer mark or a wait stays). */
+            (void)weft__atomic_cas_full(&s->waiter[d], 0, ready_mark(low32(io->generation)));
 }
 
 int weft__reactor_result(const weft__io_waits *io) {

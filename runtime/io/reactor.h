@@ -58,6 +58,9 @@ int weft__reactor_result(const weft__io_waits *io);
 /* A delivered readiness the caller will not use (its select performed another case):
  * left for the next wait on the fd. */
 void weft__reactor_keep_edge(weft__io_waits *io, size_t i);
+/* Likewise for the ready subset weft__reactor_publish returned (nothing was published). */
+void weft__reactor_keep_ready(weft__reactor *r, int fd, const weft__io_waits *io,
+                              unsigned ready);
 
 /* fd.c: one poll(2) of fd without waiting: the ready subset of events (0: none), or
  * -EBADF. For a select's first look (sync/select.c) as for weft_fd_wait's. */

@@ -227,6 +227,8 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
                 if (weft__select_claim(&self, i)) {
                     c->result = rc;
                     performed = (int)i;
+                } else if (rc > 0) { /* a waker won: the readiness goes back to the fd */
+                    weft__reactor_keep_ready(reactor, c->fd, io, (unsigned)rc);
                 }
             } else if (rc < 0) {
                 error = rc; /* -EBUSY, -ENOMEM */
