@@ -548,6 +548,119 @@ typedef struct weft_case {
 #define WEFT_SELECT_MAX 64
 WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
 
+/* ---- Cancellation -------------------------------------------------------------------
+ *
+ * Cooperative and sticky, as asyncio's task.cancel() and Trio's checkpoints: a cancel
+ * marks the task; from then on, until the task returns, every cancellation point it
+ * reaches returns -ECANCELED: at once if the task was cancelled before the call, and
+ * promptly (the task is woken) if the cancel comes while it waits. The task still runs
+ * to its end, and its result is joined as usual. The cancellation points are the calls
+ * that may wait: weft_sleep_until and weft_sleep_ms, weft_join and weft_join_until,
+ * weft_fd_wait, weft_read, weft_write, weft_writev, weft_accept, weft_connect,
+ * weft_tcp_connect, weft_chan_send and weft_chan_recv, weft_select, weft_cond_wait,
+ * weft_sem_acquire, weft_waitgroup_wait, weft_event_wait, weft_mutex_lock_until,
+ * weft_group_next, weft_group_wait, and weft_group_spawn when it has to wait for a
+ * slot. Not: weft_mutex_lock (as pthread_mutex_lock is not), weft_yield, the try_
+ * calls, weft_group_destroy. Only tasks are cancelled: a plain thread's waits never
+ * return -ECANCELED.
+ *
+ * A cancel that races the event a call waits for is decided once: either the event
+ * won (the call returns as if there had been no cancel: a received element is
+ * returned, a lock is held) and the next cancellation point returns -ECANCELED, or the
+ * cancel won and the call has not happened (a recv took nothing, a send sent nothing,
+ * a join left the handle valid, a cond_wait holds the mutex again). A weft_write that
+ * had written part of its buffer returns the bytes written.
+ *
+ * A task cancelled before it first ran still runs (its argument may own resources that
+ * only it frees): its first cancellation point returns -ECANCELED. A task that runs a
+ * blocking-pool call (weft_spawn_blocking) is the call: the call runs to its end (a
+ * thread cannot be interrupted safely), and its handle joins with the call's result.
+ * If a joiner runs the joined task inline (WEFT_CONFIG_NO_INLINE_JOIN above), that task
+ * is part of the joiner's call to weft_join: cancelling the joiner cancels it too (as
+ * cancelling an asyncio task cancels the task it awaits), and the join returns the
+ * task's result once it has returned.
+ */
+
+/* Requests cancellation of t; any thread, any number of times. 0 (also for a task that
+ * has finished, where it has no effect), or -EINVAL: t is NULL, or was detached (its
+ * handle is no longer the caller's). Like weft_detach, it is safe against a join of t
+ * that races it; a call after the handle was consumed is undefined. */
+WEFT_API int weft_cancel(weft_task *t);
+
+/* 1 if the calling task has been cancelled (whether or not shielded), 0 if not or
+ * outside a task: for long computations that reach no cancellation point. */
+WEFT_API int weft_cancelled(void);
+
+/* on != 0: shields the calling task: its cancellation points behave as if it had not
+ * been cancelled (for cleanup that must wait: flushing a reply, closing a session);
+ * on == 0 lifts the shield, and a cancel that came meanwhile applies from the next
+ * cancellation point. Returns the previous setting (0 or 1), so that
+ * `int old = weft_cancel_shield(1); ...; weft_cancel_shield(old);` nests; -EPERM
+ * outside a task. */
+WEFT_API int weft_cancel_shield(int on);
+
+/* ---- Task groups: structured concurrency ---------------------------------------------
+ *
+ * asyncio.TaskGroup, gather and as_completed; Tokio's JoinSet; Go's errgroup with
+ * SetLimit. A group owns its members (there is no handle to join or detach): their
+ * results come out of weft_group_next in the order they finished, or are dropped by
+ * weft_group_wait. weft_group_destroy cancels what still runs and waits for every
+ * member, so no member outlives its group. A member may own a group of its own
+ * (groups nest); cancelling the outer member makes its group calls return -ECANCELED,
+ * and its weft_group_destroy then cancels and waits for the inner members.
+ * Cancellation of a group is sticky, like a task's: after weft_group_cancel (or once
+ * weft_group_destroy has begun) a member spawned into the group starts cancelled. A
+ * group may be used from any number of tasks and threads, and its members may run on
+ * several runtimes; weft_group_destroy must come last, and each runtime must outlive
+ * its members in it (weft_runtime_destroy waits for them, as for any task).
+ */
+typedef struct weft_group weft_group; /* opaque */
+
+/* 0, or -EINVAL (out NULL), -ENOMEM. */
+WEFT_API int weft_group_create(weft_group **out);
+
+/* Spawns fn(arg) into g, in the current task's runtime. With a limit set and that many
+ * members running, first waits for a slot (first come, first served; a cancellation
+ * point). 0, or: -EINVAL (g or fn NULL), -EPERM (no current task: use
+ * weft_group_spawn_on), -EAGAIN (max_tasks tasks are alive), -ENOMEM, -ECANCELED (the
+ * caller was cancelled while it waited for a slot). On an error nothing was spawned and
+ * arg is still the caller's. */
+WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg);
+/* Likewise in rt, from any thread (a thread that is not a task waits for a slot by
+ * blocking). -EINVAL also for rt NULL. */
+WEFT_API int weft_group_spawn_on(weft_group *g, weft_runtime *rt, weft_fn fn, void *arg);
+
+/* At most max_running members run at once (0 = no limit, the default). Lowering it does
+ * not stop members already running; raising it lets waiting spawns go. 0, -EINVAL. */
+WEFT_API int weft_group_set_limit(weft_group *g, size_t max_running);
+
+/* Waits for the next member to finish (or takes one that finished before) and stores
+ * its return value in *result (result may be NULL): completion order, as
+ * asyncio.as_completed and JoinSet::join_next. 0; -ENOMEM (that member could not start:
+ * no stack could be mapped; it is consumed, *result is NULL); -ECHILD (no member is
+ * left: none running and no result unread); -ETIMEDOUT, -ECANCELED (nothing taken);
+ * -EINVAL (g NULL). Several callers may wait at once: each finished member goes to one
+ * of them. */
+WEFT_API int weft_group_next(weft_group *g, void **result, uint64_t deadline_ns);
+
+/* Waits until no member runs, then drops every unread result (weft_group_next then
+ * returns -ECHILD until a new member is spawned). 0 (also for an empty group),
+ * -ETIMEDOUT, -ECANCELED (nothing dropped), -EINVAL, -EDEADLK (the caller is a member
+ * of g). */
+WEFT_API int weft_group_wait(weft_group *g, uint64_t deadline_ns);
+
+/* weft_cancel on every member running now, and on every member spawned from now on
+ * (sticky). 0, -EINVAL. */
+WEFT_API int weft_group_cancel(weft_group *g);
+
+/* Cancels the members still running (and any they spawn into g meanwhile), waits for
+ * every one (not a cancellation point: it always waits), and for every other call on g
+ * to return (a weft_group_next then returns -ECHILD, a weft_group_wait 0), drops unread
+ * results and frees g. 0, or -EINVAL (g NULL), -EDEADLK (the caller is a member of g:
+ * it would wait for itself; nothing changed). No call on g may start once it has been
+ * called. */
+WEFT_API int weft_group_destroy(weft_group *g);
+
 /* ---- Introspection ---------------------------------------------------------------- */
 
 /* The current task's id (unique in the process, never 0), or 0 outside a task. */

@@ -15,6 +15,7 @@ set(WEFT_RUNTIME_SOURCES
     runtime/base/memory.c
     runtime/base/pool.c
     ${WEFT_ARCH_SOURCE}
+    runtime/sched/cancel.c
     runtime/sched/deque.c
     runtime/sched/fault.c
     runtime/sched/idle.c
@@ -37,6 +38,7 @@ set(WEFT_RUNTIME_SOURCES
     runtime/sync/chan.c
     runtime/sync/cond.c
     runtime/sync/event.c
+    runtime/sync/group.c
     runtime/sync/mutex.c
     runtime/sync/select.c
     runtime/sync/semaphore.c

@@ -192,6 +192,8 @@ static void *carry(void *arg) {
     weft__blocking_job job = {.fn = call->fn, .arg = call->arg};
     weft__free(call, sizeof(*call));
     weft__wait_init(&job.wait);
+    /* A cancel of the carrier lets the call finish (weft.h): no thread is interrupted. */
+    job.wait.cancellable = false;
     if (!submit(pool, &job))
         return job.fn(job.arg);
     (void)weft__wait_block(&job.wait, WEFT_FOREVER, never_withdraw, NULL);

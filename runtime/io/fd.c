@@ -13,6 +13,7 @@
  */
 #include "io/reactor.h"
 
+#include "sched/cancel.h"
 #include "sched/runtime.h"
 
 #include <errno.h>
@@ -105,6 +106,9 @@ WEFT_API int weft_fd_wait(int fd, unsigned events, uint64_t deadline_ns) {
         return -EBADF;
     if (events == 0 || (events & ~(WEFT_IN | WEFT_OUT)))
         return -EINVAL;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     if (!current_reactor())
         return wait_thread(fd, events, deadline_ns);
     for (;;) {
@@ -137,6 +141,9 @@ WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, uint64_t deadline_ns) 
         return -EBADF;
     if (!buf && len)
         return -EINVAL;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     for (;;) {
         ssize_t n = read_once(fd, buf, len);
         if (n == -EINTR)
@@ -165,6 +172,9 @@ static ssize_t write_once(int fd, const struct iovec *iov, int iovcnt) {
 
 /* Writes every byte of iov[0..iovcnt), advancing it. */
 static ssize_t write_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ns) {
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     size_t written = 0;
     while (iovcnt > 0 && iov[0].iov_len == 0) {
         iov++;
@@ -234,6 +244,9 @@ WEFT_API int weft_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrle
         return -EBADF;
     if (addr && !addrlen)
         return -EINVAL;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     int rc = make_nonblocking(listen_fd);
     if (rc < 0)
         return rc;
@@ -257,6 +270,9 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
         return -EBADF;
     if (!addr)
         return -EINVAL;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     int rc = make_nonblocking(fd);
     if (rc < 0)
         return rc;

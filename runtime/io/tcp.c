@@ -3,6 +3,7 @@
  * port, the port a socket is bound to. Owns no state. Name resolution (getaddrinfo(3)
  * blocks on DNS) runs on the blocking pool when the caller is a task.
  */
+#include "sched/cancel.h"
 #include "sched/runtime.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,22 +23,24 @@ typedef struct weft__resolve {
     struct addrinfo hints;
     struct addrinfo *list;
     int status; /* getaddrinfo's */
+    int error;  /* errno after it, on the thread that called it (EAI_SYSTEM) */
 } weft__resolve;
 
 static void *resolve_now(void *arg) {
     weft__resolve *r = arg;
     r->status = getaddrinfo(r->host, r->service, &r->hints, &r->list);
+    r->error = errno;
     return NULL;
 }
 
-static int resolve_error(int status) {
+static int resolve_error(int status, int error) {
     switch (status) {
     case EAI_AGAIN:
         return -EAGAIN; /* a resolver could not be reached: try later */
     case EAI_MEMORY:
         return -ENOMEM;
     case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
+        return error ? -error : -EIO;
     case EAI_FAMILY:
     case EAI_SOCKTYPE:
     case EAI_SERVICE:
@@ -47,17 +51,74 @@ static int resolve_error(int status) {
     }
 }
 
-/* getaddrinfo on the blocking pool from a task, directly elsewhere. */
+/* A resolution on the blocking pool, shared by the pool thread and the task that asked:
+ * the task may stop waiting (a deadline, a cancel) while getaddrinfo still runs, so the
+ * job is on the heap, holds its own copy of the host name, and whichever side lets go of
+ * it last frees it (`refs`, 2 at the start). */
+typedef struct weft__resolve_job {
+    weft__atomic_word refs;
+    weft__resolve r;
+    char host[];
+} weft__resolve_job;
+
+static void resolve_job_release(weft__resolve_job *job) {
+    /* Full: the last side sees everything the other wrote (status, list) before it
+     * frees. */
+    if (weft__atomic_fetch_add_full(&job->refs, (AO_t)-1) != 1)
+        return;
+    if (job->r.status == 0 && job->r.list)
+        freeaddrinfo(job->r.list);
+    free(job);
+}
+
+static void *resolve_job_run(void *arg) {
+    weft__resolve_job *job = arg;
+    resolve_now(&job->r);
+    resolve_job_release(job);
+    return NULL;
+}
+
+/* getaddrinfo on the blocking pool from a task (a cancellation point: the lookup then
+ * finishes on its own), directly elsewhere. */
 static int resolve(weft__resolve *r) {
-    weft_task *t = weft__worker_current_task(NULL) ? weft_spawn_blocking(resolve_now, r) : NULL;
-    if (t) {
-        int rc = weft_join(t, NULL);
-        if (rc < 0)
-            return rc;
-    } else {
+    if (!weft__worker_current_task(NULL)) {
         resolve_now(r);
+        return r->status == 0 ? 0 : resolve_error(r->status, r->error);
     }
-    return r->status == 0 ? 0 : resolve_error(r->status);
+    size_t host_len = r->host ? strlen(r->host) + 1 : 0;
+    weft__resolve_job *job = malloc(sizeof(*job) + host_len);
+    if (!job)
+        return -ENOMEM;
+    weft__atomic_store_relaxed(&job->refs, 2); /* published by the spawn */
+    job->r = *r;
+    if (r->host) {
+        memcpy(job->host, r->host, host_len);
+        job->r.host = job->host;
+    }
+    weft_task *t = weft_spawn_blocking(resolve_job_run, job);
+    if (!t) {
+        int err = -errno;
+        free(job);
+        return err;
+    }
+    /* No deadline here: a join with one could fail with -ENOMEM for its timer (handle
+     * valid) or for a call that never started (handle consumed), and we must know which. */
+    int rc = weft_join(t, NULL);
+    if (rc == -ECANCELED) {
+        weft_detach(t); /* the pool thread finishes and lets go of the job */
+        resolve_job_release(job);
+        return rc;
+    }
+    if (rc < 0) { /* -ENOMEM: the call never started, so the job is ours alone */
+        free(job);
+        return rc;
+    }
+    r->status = job->r.status;
+    r->error = job->r.error;
+    r->list = job->r.list;
+    job->r.list = NULL; /* ours now */
+    resolve_job_release(job);
+    return r->status == 0 ? 0 : resolve_error(r->status, r->error);
 }
 
 static void resolve_init(weft__resolve *r, const char *host, unsigned port, int flags) {
@@ -88,6 +149,9 @@ static int listen_on(const struct addrinfo *ai, int backlog) {
 WEFT_API int weft_tcp_listen(const char *host, unsigned port, int backlog) {
     if (port > 65535 || backlog < 0)
         return -EINVAL;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     if (backlog == 0)
         backlog = SOMAXCONN;
     bool any = !host || !*host;
@@ -97,7 +161,7 @@ WEFT_API int weft_tcp_listen(const char *host, unsigned port, int backlog) {
     if (any)
         r.hints.ai_family = AF_INET6;
     int rc = resolve(&r);
-    if (rc < 0 && any) {
+    if (rc < 0 && rc != -ECANCELED && any) {
         r.hints.ai_family = AF_INET;
         rc = resolve(&r);
     }
@@ -123,6 +187,9 @@ WEFT_API int weft_tcp_listen(const char *host, unsigned port, int backlog) {
 WEFT_API int weft_tcp_connect(const char *host, unsigned port, uint64_t deadline_ns) {
     if (!host || port == 0 || port > 65535)
         return -EINVAL;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     weft__resolve r;
     resolve_init(&r, host, port, AI_ADDRCONFIG);
     int rc = resolve(&r);

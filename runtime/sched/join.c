@@ -72,6 +72,7 @@
 
 #include "base/chaos.h"
 #include "base/futex.h"
+#include "sched/cancel.h"
 #include "sched/deadline.h"
 
 #include <errno.h>
@@ -237,6 +238,8 @@ static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result)
     weft_task *self = weft__worker_current_task(&w);
     if (self == t)
         return -EDEADLK;
+    if (self && weft__cancel_pending(self))
+        return -ECANCELED; /* a cancellation point, at once (cancel.c); the handle stays */
     uint64_t chaos = t->runtime->chaos_seed; /* immutable while the handle is ours */
     (void)chaos;
     weft__foreign_waiter waiter;
@@ -276,6 +279,7 @@ static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result)
             int rc = withdraw_join(t, result);
             return rc == -ETIMEDOUT ? -ENOMEM : rc;
         }
+        bool cancelled = false;
         for (;;) {
             if (weft__atomic_load_acquire(&t->state) & WEFT__TASK_COMPLETE) {
                 if (tm)
@@ -284,9 +288,15 @@ static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result)
             }
             if (tm && weft__timer_fired(tm))
                 break;
+            /* (CANCEL-2) Cancelled while waiting: withdraw as at a deadline. */
+            if ((cancelled = weft__cancel_pending(self)))
+                break;
             weft__worker_suspend_current(WEFT__SWITCH_PARK);
         }
-        weft__timer_release(tm);
+        if (tm)
+            weft__timer_release(tm);
+        int rc = withdraw_join(t, result);
+        return rc == -ETIMEDOUT && cancelled ? -ECANCELED : rc;
     } else {
         for (;;) {
             if (weft__atomic_u32_load_acquire(&waiter.done))

@@ -75,6 +75,15 @@ static inline bool weft__runtime_enter_if_foreign(weft_runtime *rt) {
 }
 /* A worker about to park gives back its live_tasks credits. */
 void weft__runtime_release_credit(weft_runtime *rt, weft__worker *w);
+/* A spawn in two halves, for an owner that must link the task in before it can run (a
+ * task group, sync/group.c), spawn.c. weft__spawn_prepare counts and allocates a task of
+ * rt (NULL with errno as weft_spawn_on's), not yet runnable: the caller may set its
+ * owner fields, then makes it runnable with weft__spawn_commit, or frees it unrun with
+ * weft__spawn_abandon. *pinned: a foreign call (RT-D4) is open until then. The caller
+ * may park in between (it may then finish on another worker). */
+weft_task *weft__spawn_prepare(weft_runtime *rt, weft_fn fn, void *arg, bool *pinned);
+void weft__spawn_commit(weft_task *t, bool pinned);
+void weft__spawn_abandon(weft_task *t, bool pinned);
 /* The out-of-line part of weft__runtime_count_spawn (live.c). */
 int weft__runtime_count_spawn_slow(weft_runtime *rt, weft__worker *w, bool is_ours);
 

@@ -25,7 +25,8 @@ static weft_task *spawn(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg
     return t;
 }
 
-static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
+/* A task counted (RT-S1, RT-S2) and allocated, not yet scheduled; NULL with errno. */
+static weft_task *create_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
     bool is_ours = w && w->runtime == rt && w->current;
     int err = weft__runtime_count_spawn(rt, w, is_ours);
     if (err) {
@@ -42,13 +43,56 @@ static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, v
     t->fn = fn;
     t->arg = arg;
     t->id = weft__worker_next_id(is_ours ? w : NULL);
-    if (is_ours) /* a statistic, per worker: no shared cache line on the spawn path */
+    return t;
+}
+
+static void count_spawned(weft_runtime *rt, weft__worker *w) {
+    if (w && w->runtime == rt && w->current) /* per worker: no shared line on the spawn path */
         weft__atomic_store_relaxed(&w->tasks_spawned,
                                    weft__atomic_load_relaxed(&w->tasks_spawned) + 1);
     else
         weft__atomic_fetch_add_relaxed(&rt->tasks_spawned, 1);
+}
+
+static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
+    weft_task *t = create_counted(rt, w, fn, arg);
+    if (!t)
+        return NULL;
+    count_spawned(rt, w);
     weft__worker_schedule(rt, t);
     return t;
+}
+
+weft_task *weft__spawn_prepare(weft_runtime *rt, weft_fn fn, void *arg, bool *pinned) {
+    weft__worker *w = weft__worker_current();
+    *pinned = !(w && w->runtime == rt && w->current);
+    if (*pinned) /* as spawn(): a foreign call until the commit or the abandon */
+        weft__runtime_foreign_enter(rt);
+    weft_task *t = create_counted(rt, w, fn, arg);
+    if (!t && *pinned) {
+        int saved_errno = errno;
+        weft__runtime_foreign_leave(rt);
+        errno = saved_errno;
+    }
+    return t;
+}
+
+void weft__spawn_commit(weft_task *t, bool pinned) {
+    weft_runtime *rt = t->runtime;
+    count_spawned(rt, weft__worker_current()); /* fresh: the caller may have moved */
+    weft__worker_schedule(rt, t);
+    if (pinned)
+        weft__runtime_foreign_leave(rt);
+}
+
+void weft__spawn_abandon(weft_task *t, bool pinned) {
+    weft_runtime *rt = t->runtime;
+    weft__worker *w = weft__worker_current(); /* fresh: the caller may have moved */
+    bool is_ours = w && w->runtime == rt;
+    weft__task_free(t, is_ours ? &w->tasks : NULL);
+    weft__runtime_task_done(rt, is_ours ? w : NULL);
+    if (pinned)
+        weft__runtime_foreign_leave(rt);
 }
 
 WEFT_API weft_task *weft_spawn(weft_fn fn, void *arg) {

@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The state word's bits. Once set, COMPLETE, RELEASED and START_FAILED are never
- * cleared for one incarnation of the object (until its pool hands it out again:
+/* The state word's bits. Once set, COMPLETE, RELEASED, START_FAILED and CANCELLED are
+ * never cleared for one incarnation of the object (until its pool hands it out again:
  * weft__task_alloc clears the bits and bumps the generation); NOTIFIED and PARKED come and go;
  * JOIN_CLAIMED and JOIN_WAITING are cleared only by a deadline join that withdraws (join.c,
  * JOIN-X1). */
@@ -47,6 +47,8 @@ enum {
     /* A join owns the handle (JOIN-J2): a second join fails with -EINVAL and a detach
      * does nothing; `joiner` is the claimant's to write. */
     WEFT__TASK_JOIN_CLAIMED = 1u << 7,
+    /* weft_cancel was called (cancel.c, CANCEL-1): sticky for this incarnation. */
+    WEFT__TASK_CANCELLED = 1u << 8,
 };
 
 /* Bits 16 and up: the object's generation, one more each time its pool hands it out
@@ -57,6 +59,12 @@ enum {
  * cold review: a late detach released the next task spawned into the object). */
 #define WEFT__TASK_GENERATION_ONE  ((AO_t)1 << 16)
 #define WEFT__TASK_GENERATION_MASK (~(WEFT__TASK_GENERATION_ONE - 1))
+
+struct weft_task;
+/* Called on the worker, after the task's last switch and before its completion is
+ * published (worker.c, finish), for a task spawned with an owner (weft__spawn_prepare):
+ * the owner learns that the task has finished. It must not block. */
+typedef void (*weft__task_exit_fn)(struct weft_task *t);
 
 /* Why a task switched back to its worker: the value it passes across the switch. */
 typedef enum weft__switch_reason {
@@ -89,6 +97,23 @@ struct weft_task {
     uint64_t id;
     weft__fiber fiber;
     char name[WEFT_NAME_MAX];
+    /* Cancellation (cancel.c). `cancel_shield`: the task's own, touched only by the
+     * task (weft_cancel_shield). `inline_child`: the task this one runs inline in a join
+     * now (CANCEL-I1..I4), or 0; written by this task, read by cancellers.
+     * `cancel_pins`: cancellers reading `inline_child` now; the joiner waits for 0
+     * before it frees the child (CANCEL-I4). `cancel_host`: the joiner this task runs
+     * inline for now, or NULL; set by that joiner before the task runs, read only along
+     * the chain of tasks on that one stack. */
+    int cancel_shield;
+    struct weft_task *cancel_host;
+    weft__atomic_word inline_child;
+    weft__atomic_word cancel_pins;
+    /* An owner (a task group), or NULL: set before the task is first scheduled and
+     * immutable for the incarnation. `on_exit` tells it the task finished; the links
+     * are the owner's, under its own lock. */
+    void *owner;
+    weft__task_exit_fn on_exit;
+    struct weft_task *owner_prev, *owner_next;
 };
 
 /* A thread that is not a worker waiting in weft_join: lives on that thread's stack. */

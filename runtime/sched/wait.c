@@ -34,7 +34,7 @@
  * successful withdraw: so no waker touches a dead frame. A waker's futex wake in WAIT-D4
  * names the address only (FUTEX_WAKE reads no memory), as JOIN-C4's does.
  *
- * Timers and, later, cancellation do not deliver: they only wake the task (a spurious
+ * Timers and cancellation (cancel.c) do not deliver: they only wake the task (a spurious
  * wake-up as far as this protocol goes), and the task withdraws itself. So there is one
  * deliverer per event kind, and a deadline, a cancel and the event race through WAIT-D0
  * against WAIT-B3 alone. What a late wake-up leaves behind (NOTIFIED on the task, after
@@ -50,6 +50,7 @@
 #include "sched/wait.h"
 
 #include "base/chaos.h"
+#include "sched/cancel.h"
 #include "base/futex.h"
 #include "sched/deadline.h"
 #include "sched/runtime.h"
@@ -67,6 +68,7 @@ void weft__wait_init(weft__wait *wait) {
     wait->result = 0;
     wait->tag = 0;
     wait->thread_word = NULL;
+    wait->cancellable = true;
 }
 
 /* (WAIT-B3) The waker decided: wait out its last touch (a few instructions, no system
@@ -107,16 +109,27 @@ int weft__wait_block_any(weft__wait *const *waits, size_t n, uint64_t deadline_n
                          weft__wait_withdraw_fn withdraw, void *const *structures) {
     int failure = -ETIMEDOUT;
     if (waits[0]->task) {
+        weft_task *self = waits[0]->task;
+        bool cancellable = waits[0]->cancellable;
         unsigned seen = WEFT__WAIT_DELIVERED;
         weft__timer *tm = NULL;
-        if (deadline_ns != WEFT_FOREVER && weft_now() < deadline_ns &&
-            !(tm = weft__timer_arm_current(deadline_ns)))
+        bool may_park = deadline_ns == WEFT_FOREVER || weft_now() < deadline_ns;
+        if (may_park && deadline_ns != WEFT_FOREVER &&
+            !(tm = weft__timer_arm_current(deadline_ns))) {
             failure = -ENOMEM;
-        /* (WAIT-B2) Park until a waker delivered or the timer fired. */
-        while (tm && !any_delivered(waits, n, &seen) && !weft__timer_fired(tm))
+            may_park = false;
+        }
+        /* (WAIT-B2) Park until a waker delivered, the timer fired or (CANCEL-2) the task
+         * was cancelled. */
+        while (may_park && !any_delivered(waits, n, &seen)) {
+            if (tm && weft__timer_fired(tm))
+                break;
+            if (cancellable && weft__cancel_pending(self)) {
+                failure = -ECANCELED;
+                break;
+            }
             weft__worker_suspend_current(WEFT__SWITCH_PARK);
-        while (!tm && deadline_ns == WEFT_FOREVER && !any_delivered(waits, n, &seen))
-            weft__worker_suspend_current(WEFT__SWITCH_PARK);
+        }
         if (tm)
             weft__timer_release(tm);
     } else {

@@ -40,6 +40,11 @@ typedef struct weft__wait {
      * every delivery bumps (WAIT-D1) before `done`: NULL for a single wait (the thread
      * sleeps on `done`) and for a task. */
     weft__atomic_u32 *thread_word;
+    /* A task's wait ends with -ECANCELED when the task is cancelled (cancel.c: the
+     * cancel wakes it, it withdraws): true from weft__wait_init; a wait that is no
+     * cancellation point (weft_mutex_lock, a blocking-pool call's carrier) clears it
+     * before it publishes. Only the waiter reads it. */
+    bool cancellable;
 } weft__wait;
 
 /* Wake-ups delivered by one waker in a batch: the system call that wakes an idle worker
@@ -60,7 +65,8 @@ typedef bool (*weft__wait_withdraw_fn)(weft__wait *wait, void *structure);
 
 /* The waiter's side, once published: blocks until a waker delivers (returns its
  * `result`), or until deadline_ns passes (WEFT_FOREVER: none) and withdraw succeeds
- * (returns -ETIMEDOUT; never before the deadline). If withdraw fails, a waker has the
+ * (returns -ETIMEDOUT; never before the deadline), or, for a cancellable wait of a task,
+ * until the task is cancelled and withdraw succeeds (returns -ECANCELED). If withdraw fails, a waker has the
  * wait: it waits out the delivery and returns that result (the event won). -ENOMEM
  * when no timer could be had for the deadline (withdrawn: nothing happened). */
 int weft__wait_block(weft__wait *wait, uint64_t deadline_ns, weft__wait_withdraw_fn withdraw,
@@ -72,7 +78,7 @@ int weft__wait_block(weft__wait *wait, uint64_t deadline_ns, weft__wait_withdraw
  * before they were published, if n > 1). Then every wait not delivered is withdrawn, and those a
  * waker took meanwhile are waited out: on return no waker holds any of them. Returns how
  * many were delivered (weft__wait_delivered tells which; each has its `result`), or
- * -ETIMEDOUT / -ENOMEM when none was. */
+ * -ETIMEDOUT / -ECANCELED (waits[0] cancellable) / -ENOMEM when none was. */
 int weft__wait_block_any(weft__wait *const *waits, size_t n, uint64_t deadline_ns,
                          weft__wait_withdraw_fn withdraw, void *const *structures);
 

@@ -296,6 +296,10 @@ static void finish(weft__worker *w, weft_task *t) {
      * for this thread (RT-D3) and for a foreign joiner we wake (RT-D4) before freeing
      * anything. */
     weft__runtime_task_done(rt, w);
+    /* An owner learns of the end before the completion is published: the owner frees
+     * the object only after it has seen COMPLETE (a group: weft_group_next). */
+    if (t->on_exit)
+        t->on_exit(t);
     weft__task_complete(w, t);
 }
 
@@ -399,6 +403,23 @@ __attribute__((noinline)) static void run_inline(weft_task *t) {
     t->result = t->fn(t->arg);
 }
 
+/* (CANCEL-I4) Waits out the cancellers of self that may still touch the child it
+ * published in CANCEL-I1 (a few instructions each, no system call among them). */
+static void await_cancellers(weft_task *self) {
+    unsigned rounds = 0;
+    /* Acquire: pairs with CANCEL-4's release decrement. */
+    while (weft__atomic_load_acquire(&self->cancel_pins) != 0)
+        weft__spin_wait(&rounds);
+}
+
+/* (CANCEL-I3, CANCEL-I4) The child published in CANCEL-I1 will not run inline after all.
+ * The RMW is the full barrier between the store and the pins' load (the rare path). */
+static void decline_inline(weft_task *self) {
+    weft__atomic_store_relaxed(&self->inline_child, 0);
+    if (weft__atomic_fetch_add_full(&self->cancel_pins, 0) != 0)
+        await_cancellers(self);
+}
+
 bool weft__worker_join_inline(weft_task *t) {
     weft__worker *w = weft__worker_current();
     weft_task *self = w->current;
@@ -407,6 +428,10 @@ bool weft__worker_join_inline(weft_task *t) {
         return false;
     if (weft__chaos_one_in(&w->chaos, 4)) /* chaos: take the parking path instead */
         return false;
+    /* (CANCEL-I1, cancel.c) A canceller of ours may find t from here on. Release: t's
+     * fields as we see them; the pop's full RMW below orders it before t's first check of
+     * our mark. */
+    weft__atomic_store_release(&self->inline_child, (AO_t)t);
     /* (INLINE-I1) Only the bottom of our own deque: the next task this worker would run anyway,
      * that no thief took. Pop it to look, push it back if it is not t: both are owner
      * operations, so the deque is as it was. */
@@ -414,6 +439,7 @@ bool weft__worker_join_inline(weft_task *t) {
     /* Popped from our deque, t is ours and not running: `stack` may be read. A task
      * that already ran (woken after a park) is resumed, not inlined. */
     if (bottom != t || t->stack) {
+        decline_inline(self);
         if (bottom && !weft__deque_push_owner(&w->deque, bottom))
             weft__worker_schedule_quiet(rt, bottom); /* cannot fail: we just popped */
         return false;
@@ -422,9 +448,13 @@ bool weft__worker_join_inline(weft_task *t) {
     unsigned char *sp = __builtin_frame_address(0);
     if (!self->stack || sp < self->stack->low ||
         (size_t)(sp - self->stack->low) < rt->stack_size / 4 * 3) {
+        decline_inline(self);
         push_local_quiet(w, t);
         return false;
     }
+    WEFT__CHAOS_POINT(rt->chaos_seed, "CANCEL-I1");
+    /* t's cancellation points answer to ours too while it runs here (cancel.c). */
+    t->cancel_host = self;
     /* (INLINE-I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
      * `stack` points at ours, so that if it parks, the scheduler resumes its saved
      * context rather than starting it afresh; its fiber is ours (the same stack). */
@@ -440,8 +470,14 @@ bool weft__worker_join_inline(weft_task *t) {
     w->current = self;
     self->fiber = t->fiber;
     t->stack = NULL;
+    t->cancel_host = NULL;
+    /* (CANCEL-I3) No canceller finds t from here on; the completion CAS below is the full
+     * barrier between this store and CANCEL-I4's load. */
+    weft__atomic_store_relaxed(&self->inline_child, 0);
     weft__runtime_task_done(rt, w); /* the slot first, as finish() does */
     weft__task_complete_inline(t);
+    WEFT__CHAOS_POINT(rt->chaos_seed, "CANCEL-I3");
+    await_cancellers(self);
     return true;
 }
 

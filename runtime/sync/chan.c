@@ -130,6 +130,11 @@ WEFT_API int weft_chan_create(size_t elem_size, size_t capacity, weft_chan **out
 static int transfer(weft_chan *ch, void *elem, bool is_send, uint64_t deadline_ns, bool wait) {
     if (!ch || !elem)
         return -EINVAL;
+    if (wait) {
+        int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+        if (cancelled)
+            return cancelled;
+    }
     weft__waiter_list out = {NULL, NULL};
     int rc;
     weft__waiter w;

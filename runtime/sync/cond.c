@@ -29,6 +29,9 @@ WEFT_API int weft_cond_wait(weft_cond *pc, weft_mutex *m, uint64_t deadline_ns) 
         return -EINVAL;
     if (!weft__mutex_held_by_caller(m))
         return -EPERM;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     weft__cond *c = (weft__cond *)pc;
     weft__waiter w;
     weft__waiter_init(&w);

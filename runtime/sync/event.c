@@ -57,6 +57,9 @@ WEFT_API int weft_event_wait(weft_event *pe, uint64_t deadline_ns) {
     if (!pe)
         return -EINVAL;
     weft__event *e = (weft__event *)pe;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     if (weft__atomic_load_acquire(&e->set))
         return 0;
     weft__waiter w;

@@ -70,9 +70,10 @@ static bool take_or_mark(weft__mutex *m) {
     }
 }
 
-static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns) {
+static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns, bool cancellable) {
     weft__waiter w;
     weft__waiter_init(&w);
+    w.wait.cancellable = cancellable;
     w.since = weft_now();
     /* Counted inside (weft__qleave) from our first queueing until our last touch of the
      * mutex, across retries: a retry that loses to a barger stays counted while it goes
@@ -110,6 +111,7 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns) {
         }
         /* RETRY: the mutex was freed for us to compete for. */
         weft__wait_init(&w.wait);
+        w.wait.cancellable = cancellable;
         /* Acquire: pairs with unlock's release store of the freed state. */
         if (weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0) {
             take(m, self);
@@ -152,10 +154,16 @@ static bool spin_for(weft__mutex *m, uint64_t self) {
     return false;
 }
 
-static int lock(weft_mutex *pm, uint64_t deadline_ns) {
+/* cancellable: weft_mutex_lock_until is a cancellation point, weft_mutex_lock is not. */
+static int lock(weft_mutex *pm, uint64_t deadline_ns, bool cancellable) {
     if (!pm)
         return -EINVAL;
     weft__mutex *m = (weft__mutex *)pm;
+    if (cancellable) {
+        int cancelled = weft__cancel_point(); /* at once (weft.h) */
+        if (cancelled)
+            return cancelled;
+    }
     uint64_t self = weft__sync_self();
     /* Acquire: pairs with unlock's release. */
     if (weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0) {
@@ -167,15 +175,15 @@ static int lock(weft_mutex *pm, uint64_t deadline_ns) {
         return -EDEADLK;
     if (spin_pays() && spin_for(m, self))
         return 0;
-    return lock_slow(m, self, deadline_ns);
+    return lock_slow(m, self, deadline_ns, cancellable);
 }
 
 WEFT_API int weft_mutex_lock(weft_mutex *m) {
-    return lock(m, WEFT_FOREVER);
+    return lock(m, WEFT_FOREVER, false);
 }
 
 WEFT_API int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline_ns) {
-    return lock(m, deadline_ns);
+    return lock(m, deadline_ns, true);
 }
 
 WEFT_API int weft_mutex_trylock(weft_mutex *pm) {

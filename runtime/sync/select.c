@@ -311,6 +311,8 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns) {
     int rc = validate(cases, n, deadline_ns, &used);
     if (rc)
         return rc;
+    if ((rc = weft__cancel_point()) != 0)
+        return rc; /* a cancellation point: at once (weft.h) */
     unsigned order[WEFT_SELECT_MAX];
     size_t m = 0;
     for (size_t i = 0; i < n; i++)

@@ -46,6 +46,9 @@ WEFT_API int weft_sem_acquire(weft_sem *ps, uint64_t deadline_ns) {
     if (!ps)
         return -EINVAL;
     weft__sem *s = (weft__sem *)ps;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     if (try_take(s))
         return 0;
     weft__waiter w;

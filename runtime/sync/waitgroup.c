@@ -52,6 +52,9 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *pwg, uint64_t deadline_ns) {
     if (!pwg)
         return -EINVAL;
     weft__waitgroup *wg = (weft__waitgroup *)pwg;
+    int cancelled = weft__cancel_point(); /* a cancellation point: at once (weft.h) */
+    if (cancelled)
+        return cancelled;
     /* Acquire: pairs with add's release store. */
     if (weft__atomic_load_acquire(&wg->counter) == 0)
         return 0;

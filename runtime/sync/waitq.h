@@ -12,6 +12,7 @@
 
 #include "base/atomic.h"
 #include "base/chaos.h"
+#include "sched/cancel.h"
 #include "sched/wait.h"
 
 #include <stdbool.h>

@@ -40,6 +40,7 @@
 
 #include "base/futex.h"
 #include "base/memory.h"
+#include "sched/cancel.h"
 #include "sched/runtime.h"
 
 #include <errno.h>
@@ -293,15 +294,25 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns) {
     weft__worker *w = weft__worker_current();
     if (!w || !w->current)
         return sleep_thread_until(deadline_ns);
+    weft_task *self = w->current;
+    if (weft__cancel_pending(self))
+        return -ECANCELED; /* a cancellation point (sched/cancel.c) */
     if (deadline_ns <= weft_now())
         return 0;
     weft__timer *tm = weft__timer_arm_current(deadline_ns);
     if (!tm)
         return -ENOMEM;
-    while (!weft__timer_fired(tm))
+    int rc = 0;
+    while (!weft__timer_fired(tm)) {
+        /* (CANCEL-2) Woken by a cancel: the timer is revoked below. */
+        if (weft__cancel_pending(self)) {
+            rc = -ECANCELED;
+            break;
+        }
         weft__worker_suspend_current(WEFT__SWITCH_PARK);
+    }
     weft__timer_release(tm);
-    return 0;
+    return rc;
 }
 
 WEFT_API int weft_sleep_ms(uint64_t ms) {
