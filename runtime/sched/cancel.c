@@ -36,38 +36,46 @@
  * INLINE-I1..I4); J cannot return from the join before C returns, so a cancel of J must
  * end C's waits too, or J's join would not end promptly. weft.h makes C part of J's call:
  * while C runs inline, its cancellation points also answer to J's cancellation (C's
- * `cancel_host` is J: weft__cancel_pending walks the chain; C's mark is not set, so C's
- * own cancellation state is untouched once it has returned). The canceller must then
- * wake C, which is the one parked, and finds it through J's `inline_child`; it must not
- * touch C after J has freed it:
+ * `cancel_host` is J, and so on up: weft__cancel_pending_chain walks it, stopping at the
+ * first shield; C's own CANCELLED bit is not set, so C's cancellation state is its own
+ * again once it has returned). The walk is only taken when a bit of C's own state word
+ * says so (CANCELLED, or the hint HOST_CANCELLED), so the common check is one load, not
+ * one per level (fib runs twenty levels inline). The canceller must then give C the hint
+ * and wake it, and finds it through J's `inline_child`; it must not touch C after J has
+ * freed it:
  *
  *   joiner J (worker.c, weft__worker_join_inline)  canceller of J
- *   (CANCEL-I1) store inline_child := C, before    (CANCEL-1) on J, as above.
- *        INLINE-I1's pop of C, whose full RMW      (CANCEL-3) cancel_pins += 1 (full).
- *        orders the store before C's first         (CANCEL-4) load inline_child; if C:
- *        check of J's mark (CANCEL-2, in C).            wake C (WAKE-W1/W2), and on down
- *   (CANCEL-I3) C returned (or J declined to run        the chain if C runs a child
+ *   (CANCEL-I1) store inline_child := C, before    (CANCEL-1) on J, as above (or the
+ *        INLINE-I1's pop of C, whose full RMW           hint, when J is itself a child).
+ *        orders the store before CANCEL-I2.        (CANCEL-3) cancel_pins += 1 (full).
+ *   (CANCEL-I2) load J's state: CANCELLED or       (CANCEL-4) load inline_child; if C:
+ *        the hint? give C the hint (C has not           one CAS on C's state: the hint,
+ *        run yet).                                      and a wake (as CANCEL-1); and on
+ *   (CANCEL-I3) C returned (or J declined to run        down the chain if C runs a child
  *        it): inline_child := 0, then a full            inline; then cancel_pins -= 1
  *        barrier (C's completion CAS, or an RMW         (release).
  *        on cancel_pins when declining).
  *   (CANCEL-I4) wait until cancel_pins is 0
  *        (acquire); only then may C be freed.
  *
- * CANCEL-I1 then C's check against CANCEL-1 then CANCEL-4 is a store-then-load on each
- * side with a full barrier between (the pop's RMW; CANCEL-1's CAS and CANCEL-3's RMW): at
- * least one side sees the other, so either C's check sees J's mark or the canceller finds
- * C and wakes it (C then checks again: CANCEL-1 came before the wake). CANCEL-I3/I4
- * against CANCEL-3/4 likewise: if J's load in CANCEL-I4 found no pin, a canceller pinning
- * later reads inline_child after J cleared it; if it found one, J waits for the unpin,
- * which comes after the canceller's last touch of C. A wake of a C that J declined to run
- * inline after all is a spurious wake-up, which every wait loop tolerates.
+ * CANCEL-I1/I2 against CANCEL-1/3/4 is a store-then-load on each side with a full barrier
+ * between (the pop's RMW; CANCEL-1's CAS and CANCEL-3's RMW): at least one side sees the
+ * other, so C gets the hint from J or from the canceller (both is harmless), and a C
+ * already parked is woken by CANCEL-4's CAS (its loop then walks the chain: CANCEL-1
+ * came before). CANCEL-I3/I4 against CANCEL-3/4 likewise: if J's load in CANCEL-I4 found
+ * no pin, a canceller pinning later reads inline_child after J cleared it; if it found
+ * one, J waits for the unpin, which comes after the canceller's last touch of C. A hint
+ * (or a wake) given to a C that J then declined to run inline is harmless: C's walk
+ * finds no host (cancel_host is set only for a C that runs inline), and a spurious
+ * wake-up is tolerated by every wait loop.
  *
- * Rejected: marking C cancelled (CANCEL-1 on C) instead of the chain walk. C might be
+ * Rejected: setting C's CANCELLED bit instead of the hint and the walk. C might be
  * marked although J only considered running it inline (the window between CANCEL-I1 and
  * J's decision), and would then stay cancelled when run on a stack of its own: avoiding
- * that needs a full barrier after J decides, on every inline join (measured as the cost
- * of the whole join on fib: about 100 cycles). Rejected too: no inline joins for a task
- * that may be cancelled (every task may), or a join that ends only when C does.
+ * that needs a full barrier after J decides, on every inline join (fib's whole join is
+ * about 100 cycles). Rejected: the walk on every check (measured: 75 instructions a
+ * join on fib(22), 20% of the run). Rejected too: no inline joins for a task that may be
+ * cancelled (every task may), or a join that ends only when C does.
  */
 #include "sched/cancel.h"
 
@@ -99,34 +107,17 @@ static void note_queued(weft__wake_batch *batch, weft_runtime *queued) {
     weft__worker_notify(queued);
 }
 
-/* (CANCEL-4) Wakes the task `host` runs inline now, if any, and on down the chain. The
- * caller holds a pin on `host` (CANCEL-3), which keeps the child alive. */
-static void wake_inline_children(weft_task *host, weft__wake_batch *batch) {
-    /* Acquire: the child's fields as the joiner published them (CANCEL-I1). */
-    weft_task *child = (weft_task *)weft__atomic_load_acquire(&host->inline_child);
-    if (!child)
-        return;
-    WEFT__CHAOS_POINT(host->runtime->chaos_seed, "CANCEL-4");
-    if (weft__task_wake(child)) { /* it had parked: ours to schedule */
-        weft__worker_schedule_quiet(child->runtime, child);
-        note_queued(batch, child->runtime);
-    }
-    weft__atomic_fetch_add_full(&child->cancel_pins, 1); /* (CANCEL-3) on the child */
-    wake_inline_children(child, batch);
-    weft__atomic_fetch_add_release(&child->cancel_pins, (AO_t)-1);
-}
-
-void weft__cancel_task(weft_task *t, AO_t generation, weft__wake_batch *batch) {
-    uint64_t chaos = t->runtime->chaos_seed; /* immutable while t is alive */
-    (void)chaos;
-    /* (CANCEL-1) Relaxed: a first guess for the CAS. */
-    AO_t s = weft__atomic_load_relaxed(&t->state);
+/* One CAS on t's state: sets `bits` and wakes t as weft__task_wake does (clears PARKED,
+ * or sets NOTIFIED). False if t had completed, or has another generation (when
+ * `generation` is not 0), or had every bit already (woken then). */
+static bool mark_and_wake(weft_task *t, AO_t generation, AO_t bits, weft__wake_batch *batch) {
+    AO_t s = weft__atomic_load_relaxed(&t->state); /* a first guess for the CAS */
     for (;;) {
         if (generation && (s & WEFT__TASK_GENERATION_MASK) != generation)
-            return; /* consumed and reused: not the task the caller meant */
-        if (s & (WEFT__TASK_COMPLETE | WEFT__TASK_CANCELLED))
-            return; /* finished (no effect), or cancelled already (woken then) */
-        AO_t next = s | WEFT__TASK_CANCELLED;
+            return false; /* consumed and reused: not the task the caller meant */
+        if ((s & WEFT__TASK_COMPLETE) || (s & bits) == bits)
+            return false;
+        AO_t next = s | bits;
         if (s & WEFT__TASK_PARKED)
             next &= ~(AO_t)WEFT__TASK_PARKED;
         else
@@ -137,17 +128,56 @@ void weft__cancel_task(weft_task *t, AO_t generation, weft__wake_batch *batch) {
             break;
         s = seen;
     }
-    WEFT__CHAOS_POINT(chaos, "CANCEL-1");
     if (s & WEFT__TASK_PARKED) { /* we cleared PARKED: it is ours to schedule */
         weft__worker_schedule_quiet(t->runtime, t);
         note_queued(batch, t->runtime);
     }
+    return true;
+}
+
+/* (CANCEL-3, CANCEL-4) Gives the hint to the task `host` runs inline now, if any, and
+ * wakes it; and on down the chain. The pin keeps the child alive. */
+static void hint_inline_children(weft_task *host, weft__wake_batch *batch) {
+    uint64_t chaos = host->runtime->chaos_seed;
+    (void)chaos;
     /* (CANCEL-3) Full: pairs with CANCEL-I4's load (store-then-load on both sides). */
-    weft__atomic_fetch_add_full(&t->cancel_pins, 1);
+    weft__atomic_fetch_add_full(&host->cancel_pins, 1);
     WEFT__CHAOS_POINT(chaos, "CANCEL-3");
-    wake_inline_children(t, batch);
-    /* Release: our touches of the children come before J's CANCEL-I4 sees the pin gone. */
-    weft__atomic_fetch_add_release(&t->cancel_pins, (AO_t)-1);
+    /* (CANCEL-4) Acquire: the child's fields as the joiner published them (CANCEL-I1). */
+    weft_task *child = (weft_task *)weft__atomic_load_acquire(&host->inline_child);
+    if (child) {
+        mark_and_wake(child, 0, WEFT__TASK_HOST_CANCELLED, batch);
+        WEFT__CHAOS_POINT(chaos, "CANCEL-4");
+        hint_inline_children(child, batch);
+    }
+    /* Release: our touches of the child come before J's CANCEL-I4 sees the pin gone. */
+    weft__atomic_fetch_add_release(&host->cancel_pins, (AO_t)-1);
+}
+
+bool weft__cancel_pending_chain(weft_task *t) {
+    for (; t; t = t->cancel_host) {
+        if (t->cancel_shield)
+            return false;
+        /* Relaxed: as weft__cancel_pending. */
+        if (weft__atomic_load_relaxed(&t->state) & WEFT__TASK_CANCELLED)
+            return true;
+    }
+    return false;
+}
+
+void weft__cancel_give_hint(weft_task *child) {
+    /* (CANCEL-I2) The child has not run: nothing to schedule, no worker to wake. */
+    weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
+    mark_and_wake(child, 0, WEFT__TASK_HOST_CANCELLED, &batch);
+    weft__wake_batch_finish(&batch);
+}
+
+void weft__cancel_task(weft_task *t, AO_t generation, weft__wake_batch *batch) {
+    /* (CANCEL-1) */
+    if (!mark_and_wake(t, generation, WEFT__TASK_CANCELLED, batch))
+        return; /* finished (no effect), reused, or cancelled already (woken then) */
+    WEFT__CHAOS_POINT(t->runtime->chaos_seed, "CANCEL-1");
+    hint_inline_children(t, batch);
 }
 
 WEFT_API int weft_cancel(weft_task *t) {

@@ -25,9 +25,10 @@ static weft_task *spawn(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg
     return t;
 }
 
-/* A task counted (RT-S1, RT-S2) and allocated, not yet scheduled; NULL with errno. */
-static weft_task *create_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
-    bool is_ours = w && w->runtime == rt && w->current;
+/* A task counted (RT-S1, RT-S2) and allocated, not yet scheduled; NULL with errno.
+ * is_ours: w is one of rt's workers, running a task. */
+static inline weft_task *create_counted(weft_runtime *rt, weft__worker *w, bool is_ours,
+                                        weft_fn fn, void *arg) {
     int err = weft__runtime_count_spawn(rt, w, is_ours);
     if (err) {
         errno = err;
@@ -46,8 +47,8 @@ static weft_task *create_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, 
     return t;
 }
 
-static void count_spawned(weft_runtime *rt, weft__worker *w) {
-    if (w && w->runtime == rt && w->current) /* per worker: no shared line on the spawn path */
+static inline void count_spawned(weft_runtime *rt, weft__worker *w, bool is_ours) {
+    if (is_ours) /* a statistic, per worker: no shared cache line on the spawn path */
         weft__atomic_store_relaxed(&w->tasks_spawned,
                                    weft__atomic_load_relaxed(&w->tasks_spawned) + 1);
     else
@@ -55,10 +56,11 @@ static void count_spawned(weft_runtime *rt, weft__worker *w) {
 }
 
 static weft_task *spawn_counted(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg) {
-    weft_task *t = create_counted(rt, w, fn, arg);
+    bool is_ours = w && w->runtime == rt && w->current;
+    weft_task *t = create_counted(rt, w, is_ours, fn, arg);
     if (!t)
         return NULL;
-    count_spawned(rt, w);
+    count_spawned(rt, w, is_ours);
     weft__worker_schedule(rt, t);
     return t;
 }
@@ -68,7 +70,7 @@ weft_task *weft__spawn_prepare(weft_runtime *rt, weft_fn fn, void *arg, bool *pi
     *pinned = !(w && w->runtime == rt && w->current);
     if (*pinned) /* as spawn(): a foreign call until the commit or the abandon */
         weft__runtime_foreign_enter(rt);
-    weft_task *t = create_counted(rt, w, fn, arg);
+    weft_task *t = create_counted(rt, w, !*pinned, fn, arg);
     if (!t && *pinned) {
         int saved_errno = errno;
         weft__runtime_foreign_leave(rt);
@@ -79,7 +81,8 @@ weft_task *weft__spawn_prepare(weft_runtime *rt, weft_fn fn, void *arg, bool *pi
 
 void weft__spawn_commit(weft_task *t, bool pinned) {
     weft_runtime *rt = t->runtime;
-    count_spawned(rt, weft__worker_current()); /* fresh: the caller may have moved */
+    weft__worker *w = weft__worker_current(); /* fresh: the caller may have moved */
+    count_spawned(rt, w, w && w->runtime == rt && w->current);
     weft__worker_schedule(rt, t);
     if (pinned)
         weft__runtime_foreign_leave(rt);

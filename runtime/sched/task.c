@@ -46,13 +46,12 @@ weft_task *weft__task_alloc(weft__pool *p) {
     weft__atomic_store_relaxed(&t->state,
                                (old & WEFT__TASK_GENERATION_MASK) + WEFT__TASK_GENERATION_ONE);
     weft__atomic_store_relaxed(&t->joiner, 0);
-    weft__atomic_store_relaxed(&t->inline_child, 0);
-    weft__atomic_store_relaxed(&t->cancel_pins, 0);
+    /* inline_child, cancel_pins and cancel_host are 0 whenever the task is not inside an
+     * inline join (cancel.c), so also when it is freed: not reset here. The owner's
+     * links are only read while `owner` is set. */
     t->cancel_shield = 0;
-    t->cancel_host = NULL;
     t->owner = NULL;
     t->on_exit = NULL;
-    t->owner_prev = t->owner_next = NULL;
     t->stack = NULL;
     t->context = NULL;
     t->result = NULL;

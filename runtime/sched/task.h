@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The state word's bits. Once set, COMPLETE, RELEASED, START_FAILED and CANCELLED are
- * never cleared for one incarnation of the object (until its pool hands it out again:
+/* The state word's bits. Once set, COMPLETE, RELEASED, START_FAILED and the CANCELLED
+ * bits are never cleared for one incarnation of the object (until its pool hands it out again:
  * weft__task_alloc clears the bits and bumps the generation); NOTIFIED and PARKED come and go;
  * JOIN_CLAIMED and JOIN_WAITING are cleared only by a deadline join that withdraws (join.c,
  * JOIN-X1). */
@@ -49,6 +49,9 @@ enum {
     WEFT__TASK_JOIN_CLAIMED = 1u << 7,
     /* weft_cancel was called (cancel.c, CANCEL-1): sticky for this incarnation. */
     WEFT__TASK_CANCELLED = 1u << 8,
+    /* A hint, sticky too: a task this one may be running inline for (a joiner up its
+     * chain) was cancelled: its cancellation points must look up the chain (cancel.c). */
+    WEFT__TASK_HOST_CANCELLED = 1u << 9,
 };
 
 /* Bits 16 and up: the object's generation, one more each time its pool hands it out

@@ -35,6 +35,7 @@
  */
 #include "sched/worker.h"
 
+#include "sched/cancel.h"
 #include "sched/fault.h"
 #include "sched/idle.h"
 #include "sched/runtime.h"
@@ -455,6 +456,7 @@ bool weft__worker_join_inline(weft_task *t) {
     WEFT__CHAOS_POINT(rt->chaos_seed, "CANCEL-I1");
     /* t's cancellation points answer to ours too while it runs here (cancel.c). */
     t->cancel_host = self;
+    weft__cancel_inherit_hint(self, t); /* (CANCEL-I2) */
     /* (INLINE-I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
      * `stack` points at ours, so that if it parks, the scheduler resumes its saved
      * context rather than starting it afresh; its fiber is ours (the same stack). */

@@ -259,8 +259,12 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
             until = soon;
     }
     int rc = count ? weft__wait_block_any(waits, count, until, withdraw_any, structures) : 0;
-    if (!count && !decided && until != WEFT_FOREVER)
-        weft_sleep_until(until); /* nothing queued (only a thread's fd cases, or none) */
+    if (!count && !decided && until != WEFT_FOREVER) {
+        /* Nothing queued (only a thread's fd cases, or none): a sleep, which a cancel
+         * ends (the only error it can have here, with a deadline; -ENOMEM looks again). */
+        if (weft_sleep_until(until) == -ECANCELED)
+            rc = -ECANCELED;
+    }
     for (size_t j = 0; j < count; j++) /* every waiter settled: leave their channels */
         if (!wait_info[j].site.is_fd)
             weft__qleave(wait_info[j].site.queue.lock);
