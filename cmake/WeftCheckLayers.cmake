@@ -2,7 +2,7 @@
 #   base <- arch <- sched <- time <- io <- sync <- runtime.c
 # A file may include headers of its own room and of the rooms below it, never above.
 # Run as: cmake -DRUNTIME=<dir> -P WeftCheckLayers.cmake (the unit test `layers`).
-set(_order base arch sched time io sync)
+set(_order base arch sched time io sync debug)
 file(GLOB_RECURSE _files RELATIVE ${RUNTIME} ${RUNTIME}/*.c ${RUNTIME}/*.h)
 set(_bad "")
 foreach(_file IN LISTS _files)

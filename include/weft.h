@@ -85,6 +85,10 @@ typedef struct weft_config {
     /* How long an idle pool thread waits for work before it exits, in ms; 0 =
      * WEFT_DEFAULT_BLOCKING_KEEP_ALIVE_MS. */
     unsigned blocking_keep_alive_ms;
+    /* A run slice longer than this (in microseconds) counts in slices_long (see
+     * "Metrics" below): a task that keeps its worker that long without parking or
+     * yielding delays every other task and timer there. 0 = WEFT_DEFAULT_LONG_SLICE_US. */
+    unsigned long_slice_us;
 } weft_config;
 
 /* Inline joins (the default): weft_join of a task that has not started yet and is the
@@ -672,6 +676,48 @@ WEFT_API uint64_t weft_current_id(void);
 #define WEFT_NAME_MAX 32
 WEFT_API int weft_set_name(const char *name);
 
+/* ---- Metrics --------------------------------------------------------------------------
+ *
+ * Counters and two latency histograms kept by every worker, cheap enough to stay on in
+ * production: each is written by its worker's thread alone (no shared cache line per
+ * event), and the timings use the CPU's cycle counter (two reads per pass through the
+ * scheduler; bench/RESULTS.md has the cost on fib and yield). A run slice is the time
+ * from a worker's scheduler handing its thread to a task until it gets it back (tasks
+ * that yield to each other directly stay in one slice); a scheduling delay is the time
+ * from a task becoming runnable (spawned, woken) until it runs, sampled on one schedule
+ * in 8. Histograms have WEFT_HISTOGRAM_BUCKETS log-scaled buckets: bucket 0 counts
+ * durations below 2^10 ns (~1 us), bucket i (1 <= i < 23) those in [2^(9+i), 2^(10+i))
+ * ns, bucket 23 those of 2^32 ns (~4.3 s) or more. Read while tasks run, a report is
+ * approximate (each counter is exact, they are not read at one instant); once the
+ * runtime is quiet it is exact: tasks_spawned = tasks_finished + tasks still running
+ * or runnable, and the sum of slice_histogram is `slices`.
+ */
+#define WEFT_HISTOGRAM_BUCKETS 24
+#define WEFT_DEFAULT_LONG_SLICE_US 10000
+
+typedef struct weft_worker_stats {
+    uint64_t busy_ns;        /* time in run slices */
+    uint64_t slices;         /* run slices */
+    uint64_t slices_long;    /* of which longer than cfg.long_slice_us */
+    uint64_t parks;          /* times the worker's thread slept for lack of work */
+    uint64_t steal_attempts; /* other workers' queues looked into */
+    uint64_t steals;         /* tasks taken from them */
+    uint64_t io_polls;       /* epoll_wait calls */
+    uint64_t io_events;      /* readiness events they returned */
+    uint64_t timers_armed;   /* timers put on this worker's wheel (sleeps, deadlines) */
+    uint64_t timers_fired;   /* of which fired (the rest were cancelled) */
+    uint64_t queue_length;   /* tasks in its run queue now */
+    uint64_t running_task;   /* id of the task it runs now, 0 for none */
+    int parked;              /* 1 if its thread sleeps now */
+    uint64_t delay_samples;  /* sampled scheduling delays (the histogram's total) */
+    uint64_t slice_histogram[WEFT_HISTOGRAM_BUCKETS];
+    uint64_t delay_histogram[WEFT_HISTOGRAM_BUCKETS];
+} weft_worker_stats;
+
+/* Worker `index` (0 <= index < workers) of rt. 0, or -EINVAL (rt or out NULL, index out
+ * of range). */
+WEFT_API int weft_worker_stats_get(weft_runtime *rt, unsigned index, weft_worker_stats *out);
+
 typedef struct weft_runtime_stats {
     unsigned workers;        /* worker threads */
     uint64_t tasks_spawned;  /* tasks ever spawned */
@@ -687,6 +733,15 @@ typedef struct weft_runtime_stats {
     uint64_t blocking_queued;  /* calls waiting for a pool thread (the pool is at its cap) */
     uint64_t io_polls;         /* epoll_wait calls made by the workers */
     uint64_t io_events;        /* readiness events they returned */
+    /* Added up over the workers (weft_worker_stats, "Metrics" below): */
+    uint64_t tasks_finished;   /* tasks whose function returned (or that could not start) */
+    uint64_t busy_ns, slices, slices_long, parks, steal_attempts;
+    uint64_t timers_armed, timers_fired;
+    uint64_t queue_length;     /* tasks in the workers' run queues now */
+    uint64_t inject_length;    /* tasks in the runtime's injection queue now */
+    uint64_t delay_samples;
+    uint64_t slice_histogram[WEFT_HISTOGRAM_BUCKETS];
+    uint64_t delay_histogram[WEFT_HISTOGRAM_BUCKETS];
 } weft_runtime_stats;
 
 /* Counters of rt; exact when rt is quiet, approximate while tasks run. Returns 0, or
@@ -702,6 +757,49 @@ typedef struct weft_stats {
 /* Process-wide counters: all zero once every runtime has been destroyed (tests use
  * this to check that nothing leaked). out NULL is ignored. */
 WEFT_API void weft_stats_get(weft_stats *out);
+
+/* ---- Looking inside a running program ---------------------------------------------
+ *
+ * A dump answers "what is every task doing now": Go's SIGQUIT goroutine dump. A trace
+ * answers "what happened, when, on which worker": `go tool trace`, opened in Perfetto.
+ */
+
+/* Writes a human-readable dump of rt to fd: each worker (the task it runs, its queue
+ * length, parked or not, its counters) and each live task: id, name, state, what it
+ * waits on (a join of task N, a sleep until T, fd F for IN/OUT, a channel, a mutex...)
+ * and for how long, which task spawned it, and a symbolised backtrace of its parked
+ * stack (from the frame pointers: weft is built with them; code without them shows the
+ * frames up to its first one). The program keeps running while it dumps: each task is
+ * read in a few microseconds and its reading checked against a concurrent switch (one
+ * that changed under the read is reported as running). Any thread, any moment, and
+ * from a task of rt too; not from a signal handler (it allocates and reads symbol
+ * tables): for that, see WEFT_DUMP_SIGNAL below. 0, or -EINVAL (rt NULL, fd < 0),
+ * -ENOMEM, or a write(2) error (negative errno; the dump is then cut short).
+ *
+ * WEFT_DUMP_SIGNAL=QUIT (or USR1) in the environment when a runtime is created
+ * installs a handler for that signal that dumps every runtime of the process to stderr
+ * and lets the program go on (Go's SIGQUIT dump, without the exit). The handler only
+ * wakes a helper thread (async-signal-safe), which dumps. Off by default; a signal
+ * handler the program had already installed for that signal is left alone (the
+ * variable is then ignored, with a line on stderr). */
+WEFT_API int weft_runtime_dump(weft_runtime *rt, int fd);
+
+/* Starts recording a trace of rt into the file at path (created or truncated): each
+ * worker records compact binary events into a ring buffer of its own (task run slices,
+ * spawns, wake-ups with the task that woke, steals, parks and unparks, timer fires,
+ * I/O readiness), which a helper thread drains to the file. weft_trace_stop stops,
+ * drains, and rewrites the file as Chrome trace-event JSON (`{"traceEvents": [...]}`)
+ * that ui.perfetto.dev and chrome://tracing open, one track per worker and flow arrows
+ * from each wake-up to the slice it caused. When a ring fills faster than it drains,
+ * events are dropped and counted: the JSON's metadata and the count returned by stop
+ * say how many. WEFT_TRACE=path in the environment starts a trace of every runtime
+ * created (path gets ".<runtime number>" appended after the first), stopped when it is
+ * destroyed. 0, or -EINVAL (rt or path NULL), -EBUSY (a trace of rt is already
+ * running), -ENOMEM, or open(2)'s error as a negative errno. */
+WEFT_API int weft_trace_start(weft_runtime *rt, const char *path);
+/* Stops the trace of rt and writes the JSON. Returns the number of events dropped (0
+ * when none), or -EINVAL (rt NULL, no trace running), or a write error (negative errno). */
+WEFT_API int weft_trace_stop(weft_runtime *rt);
 
 #ifdef __cplusplus
 }

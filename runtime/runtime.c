@@ -42,6 +42,7 @@
  * spawned by tasks need no check: while one runs, live_tasks > 0. (D1..D4, S1, S2, F1
  * and F2 in this comment are RT-D1..RT-F2.)
  */
+#include "debug/debug.h"
 #include "io/blocking.h"
 #include "io/reactor.h"
 #include "sched/fault.h"
@@ -51,6 +52,7 @@
 #include "base/chaos.h"
 #include "base/futex.h"
 #include "base/memory.h"
+#include "base/ticks.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -84,6 +86,8 @@ static int resolve_config(const weft_config *cfg, weft_config *out) {
         return -EINVAL;
     if (c.blocking_keep_alive_ms == 0)
         c.blocking_keep_alive_ms = WEFT_DEFAULT_BLOCKING_KEEP_ALIVE_MS;
+    if (c.long_slice_us == 0)
+        c.long_slice_us = WEFT_DEFAULT_LONG_SLICE_US;
     *out = c;
     return 0;
 }
@@ -133,6 +137,7 @@ static void destroy_worker(weft__worker *w) {
 static void free_core(weft_runtime *rt) {
     weft__pool_destroy(&rt->shared_tasks);
     pthread_mutex_destroy(&rt->shared_tasks_lock);
+    pthread_mutex_destroy(&rt->trace_lock);
     weft__inject_destroy(&rt->inject);
     weft__free(rt, sizeof(*rt));
     weft__account_runtimes(-1);
@@ -187,7 +192,12 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     rt->chaos_seed = c.chaos_seed                       ? c.chaos_seed
                      : (c.flags & WEFT_CONFIG_NO_CHAOS) ? 0
                                                         : weft__chaos_env_seed();
+    static weft__atomic_word runtimes_created;
+    rt->number = weft__atomic_fetch_add_relaxed(&runtimes_created, 1) + 1; /* a name only */
+    rt->tick_factor = weft__ticks_factor();
+    rt->long_slice_ticks = weft__ns_to_ticks((uint64_t)c.long_slice_us * 1000u, rt->tick_factor);
     weft__inject_init(&rt->inject);
+    pthread_mutex_init(&rt->trace_lock, NULL);
     pthread_mutex_init(&rt->shared_tasks_lock, NULL);
     weft__pool_init(&rt->shared_tasks, sizeof(weft_task), &rt->shared_tasks_lock);
     /* The cleanup ladder: each failure undoes, in reverse, what succeeded before it. */
@@ -212,6 +222,7 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     for (made = 0; made < c.workers; made++)
         if (!(rt->workers[made] = create_worker(rt, made)))
             goto fail_workers;
+    weft__debug_runtime_created(rt); /* dump list, WEFT_DUMP_SIGNAL, WEFT_TRACE */
     for (started = 0; started < c.workers; started++) {
         weft__worker *w = rt->workers[started];
         if (pthread_create(&w->thread, NULL, weft__worker_main, w) != 0) {
@@ -223,7 +234,9 @@ WEFT_API int weft_runtime_create(const weft_config *cfg, weft_runtime **out) {
     return 0;
 
 fail_threads:
+    weft__debug_runtime_leaving(rt);
     stop_workers(rt, started);
+    weft__debug_runtime_stopped(rt);
 fail_workers:
     while (made > 0)
         destroy_worker(rt->workers[--made]);
@@ -267,6 +280,7 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     /* Full: one destroyer. */
     if (weft__atomic_cas_full(&rt->destroy_claimed, 0, 1) != 0)
         return -EBUSY;
+    weft__debug_runtime_leaving(rt); /* no signal dump reads rt from here on */
     /* (RT-D1) */
     weft__atomic_fetch_add_full(&rt->shutting_down, 1);
     /* (RT-D2) Read `quiescent` before live_tasks: a bump after our read makes the futex
@@ -279,6 +293,7 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     }
     /* (RT-D3) */
     stop_workers(rt, rt->worker_count);
+    weft__debug_runtime_stopped(rt); /* a trace still running: written now */
     /* (RT-D4) A spawn or timer arm from another thread that failed with ESHUTDOWN, or whose
      * task already finished, may still be on its way out of rt: wait for its last
      * touch. Each is a few instructions from its end, so spin, yielding the CPU. */
@@ -303,6 +318,42 @@ WEFT_API int weft_run(const weft_config *cfg, weft_fn fn, void *arg, void **resu
     return err ? err : destroy_err;
 }
 
+/* Worker i's statistics (weft_worker_stats), relaxed reads: a report. */
+static void worker_stats(weft_runtime *rt, unsigned i, weft_worker_stats *out) {
+    weft__worker *w = rt->workers[i];
+    weft__worker_metrics *m = &w->metrics;
+    memset(out, 0, sizeof(*out));
+    out->busy_ns = weft__ticks_to_ns(weft__atomic_load_relaxed(&m->busy_ticks), rt->tick_factor);
+    out->slices = weft__atomic_load_relaxed(&m->slices);
+    out->slices_long = weft__atomic_load_relaxed(&m->slices_long);
+    out->parks = weft__atomic_load_relaxed(&m->parks);
+    out->steal_attempts = weft__atomic_load_relaxed(&m->steal_attempts);
+    out->steals = weft__atomic_load_relaxed(&w->steals);
+    weft__reactor_worker_stats(rt->reactor, i, &out->io_polls, &out->io_events);
+    out->timers_armed = weft__atomic_load_relaxed(&w->time->armed_total);
+    out->timers_fired = weft__atomic_load_relaxed(&w->time->fired_total);
+    out->queue_length =
+        weft__deque_size_any(&w->deque) + weft__atomic_load_relaxed(&w->yield_length);
+    out->running_task = weft__atomic_load_relaxed(&w->running_id);
+    out->parked = weft__atomic_load_relaxed(&w->parked) != 0;
+    out->delay_samples = weft__atomic_load_relaxed(&m->delay_samples);
+    for (unsigned b = 0; b < WEFT_HISTOGRAM_BUCKETS; b++) {
+        out->slice_histogram[b] = weft__atomic_load_relaxed(&m->slice_histogram[b]);
+        out->delay_histogram[b] = weft__atomic_load_relaxed(&m->delay_histogram[b]);
+    }
+}
+
+WEFT_API int weft_worker_stats_get(weft_runtime *rt, unsigned index, weft_worker_stats *out) {
+    if (!rt || !out || index >= rt->worker_count)
+        return -EINVAL;
+    /* A foreign call (RT-D4): destroy frees nothing while we read. */
+    bool foreign = weft__runtime_enter_if_foreign(rt);
+    worker_stats(rt, index, out);
+    if (foreign)
+        weft__runtime_foreign_leave(rt);
+    return 0;
+}
+
 WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     if (!rt || !out)
         return -EINVAL;
@@ -314,12 +365,32 @@ WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     out->tasks_spawned = weft__atomic_load_relaxed(&rt->tasks_spawned);
     uint64_t live = weft__pool_live(&rt->shared_tasks);
     for (unsigned i = 0; i < rt->worker_count; i++) {
-        out->tasks_spawned += weft__atomic_load_relaxed(&rt->workers[i]->tasks_spawned);
-        live += weft__pool_live(&rt->workers[i]->tasks);
-        out->steals += weft__atomic_load_relaxed(&rt->workers[i]->steals);
-        out->joins_inline += weft__atomic_load_relaxed(&rt->workers[i]->joins_inline);
+        weft__worker *w = rt->workers[i];
+        out->tasks_spawned += weft__atomic_load_relaxed(&w->tasks_spawned);
+        out->tasks_finished += weft__atomic_load_relaxed(&w->tasks_finished);
+        live += weft__pool_live(&w->tasks);
+        out->joins_inline += weft__atomic_load_relaxed(&w->joins_inline);
+        weft_worker_stats ws;
+        worker_stats(rt, i, &ws);
+        out->steals += ws.steals;
+        out->io_polls += ws.io_polls;
+        out->io_events += ws.io_events;
+        out->busy_ns += ws.busy_ns;
+        out->slices += ws.slices;
+        out->slices_long += ws.slices_long;
+        out->parks += ws.parks;
+        out->steal_attempts += ws.steal_attempts;
+        out->timers_armed += ws.timers_armed;
+        out->timers_fired += ws.timers_fired;
+        out->queue_length += ws.queue_length;
+        out->delay_samples += ws.delay_samples;
+        for (unsigned b = 0; b < WEFT_HISTOGRAM_BUCKETS; b++) {
+            out->slice_histogram[b] += ws.slice_histogram[b];
+            out->delay_histogram[b] += ws.delay_histogram[b];
+        }
     }
     out->tasks_live = live;
+    out->inject_length = weft__inject_length_any(&rt->inject);
     out->stacks_mapped = weft__atomic_load_relaxed(&rt->stacks.mapped);
     out->stacks_guarded = weft__atomic_load_relaxed(&rt->stacks.guarded);
     out->stack_bytes = weft__atomic_load_relaxed(&rt->stacks.bytes);
@@ -328,7 +399,6 @@ WEFT_API int weft_runtime_stats_get(weft_runtime *rt, weft_runtime_stats *out) {
     out->blocking_threads = blocking.threads;
     out->blocking_busy = blocking.busy;
     out->blocking_queued = blocking.queued;
-    weft__reactor_stats(rt->reactor, &out->io_polls, &out->io_events);
     if (foreign)
         weft__runtime_foreign_leave(rt);
     return 0;

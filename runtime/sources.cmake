@@ -1,5 +1,5 @@
 # The library's sources, relative to the repository root, room by room (docs/
-# ARCHITECTURE.md): base, arch, sched, time, io, sync, then the composition root. One list, read by
+# ARCHITECTURE.md): base, arch, sched, time, io, sync, debug, then the composition root. One list, read by
 # the root CMakeLists.txt; keep each room sorted. The arch room holds one file per target:
 # the context switch for the processor being built for.
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
@@ -14,6 +14,7 @@ set(WEFT_RUNTIME_SOURCES
     runtime/base/futex_linux.c
     runtime/base/memory.c
     runtime/base/pool.c
+    runtime/base/ticks.c
     ${WEFT_ARCH_SOURCE}
     runtime/sched/cancel.c
     runtime/sched/deque.c
@@ -44,4 +45,6 @@ set(WEFT_RUNTIME_SOURCES
     runtime/sync/semaphore.c
     runtime/sync/waitgroup.c
     runtime/sync/waitq.c
+    runtime/debug/dump.c
+    runtime/debug/trace.c
     runtime/runtime.c)

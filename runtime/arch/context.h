@@ -45,10 +45,20 @@ weft__context weft__context_make(void *stack_top, void (*entry)(void *value));
 /* Bytes weft__context_make uses at the top of a fresh stack, below stack_top aligned
  * down to 16 (so up to 15 more when stack_top is not 16-byte aligned): the frame the
  * .S file's opening comment lays out. */
+/* Where a suspended context keeps its frame pointer and its return address: byte
+ * offsets from the saved stack pointer (the .S file's layout), for a backtrace of a
+ * parked task (debug/dump.c). Each frame-pointer frame above holds the caller's frame
+ * pointer at [fp] and its return address at [fp + WEFT__CONTEXT_FRAME_RETURN]. */
 #if defined(__x86_64__)
 #define WEFT__CONTEXT_INITIAL_FRAME 64
+#define WEFT__CONTEXT_SAVED_FP      48
+#define WEFT__CONTEXT_SAVED_PC      56
+#define WEFT__CONTEXT_FRAME_RETURN  8
 #elif defined(__aarch64__)
 #define WEFT__CONTEXT_INITIAL_FRAME 176
+#define WEFT__CONTEXT_SAVED_FP      144
+#define WEFT__CONTEXT_SAVED_PC      152
+#define WEFT__CONTEXT_FRAME_RETURN  8
 #else
 #error "weft has a context switch for x86-64 and AArch64 only (runtime/arch/)"
 #endif

@@ -29,14 +29,23 @@ void weft__pool_init(weft__pool *p, size_t object_size, pthread_mutex_t *lock) {
 }
 
 void weft__pool_destroy(weft__pool *p) {
-    weft__pool_chunk *c = p->chunks;
+    weft__pool_chunk *c = (weft__pool_chunk *)weft__atomic_load_relaxed(&p->chunks);
     while (c) {
         weft__pool_chunk *next = c->next;
         weft__free(c, c->bytes);
         c = next;
     }
-    p->chunks = NULL;
+    weft__atomic_store_relaxed(&p->chunks, 0);
     p->free = NULL;
+}
+
+void weft__pool_for_each(weft__pool *p, void (*fn)(void *object, void *context), void *context) {
+    /* Acquire: pairs with the release that published the newest chunk; older ones were
+     * published before it. */
+    for (weft__pool_chunk *c = (weft__pool_chunk *)weft__atomic_load_acquire(&p->chunks); c;
+         c = c->next)
+        for (size_t i = 0; i < WEFT__POOL_CHUNK_OBJECTS; i++)
+            fn(c->objects + i * p->object_size, context);
 }
 
 uint64_t weft__pool_live(weft__pool *p) {
@@ -69,8 +78,9 @@ static void *alloc_owner(weft__pool *p) {
         if (!c)
             return NULL;
         c->bytes = bytes;
-        c->next = p->chunks;
-        p->chunks = c;
+        c->next = (weft__pool_chunk *)weft__atomic_load_relaxed(&p->chunks);
+        /* Release: the chunk (zeroed by weft__alloc) before a reader walks it. */
+        weft__atomic_store_release(&p->chunks, (AO_t)c);
         for (int i = WEFT__POOL_CHUNK_OBJECTS - 1; i >= 0; i--) {
             weft__link *l = (weft__link *)(c->objects + (size_t)i * p->object_size);
             l->next = p->free;

@@ -26,7 +26,10 @@ typedef struct weft__pool_chunk weft__pool_chunk;
 typedef struct weft__pool {
     weft__link *free;         /* owner only, or under lock */
     weft__atomic_word remote; /* a LIFO of links: any thread pushes, the owner takes all */
-    weft__pool_chunk *chunks; /* owner only, or under lock */
+    /* A weft__pool_chunk *: written by the owner (or under lock), with release; read by
+     * anyone with acquire (weft__pool_for_each). A chunk's `next` is immutable once
+     * published. */
+    weft__atomic_word chunks;
     pthread_mutex_t *lock;    /* non-NULL only for a shared pool */
     size_t object_size;       /* immutable: a multiple of 64, so objects do not share
                                * cache lines */
@@ -46,6 +49,11 @@ uint64_t weft__pool_live(weft__pool *p);
 /* An object from p: the owner (or any thread for a locked pool). Not zeroed. NULL if the
  * allocator failed. */
 void *weft__pool_alloc(weft__pool *p);
+/* Any thread, while p lives: calls fn on every object slot p ever carved, in use or
+ * free (type-stable memory: the slots stay valid, their contents change under the
+ * caller; a reader must check what it reads, debug/dump.c). */
+void weft__pool_for_each(weft__pool *p, void (*fn)(void *object, void *context), void *context);
+
 /* Returns `object` to `home`, its pool. `caller_pool` is the pool the calling thread owns
  * (NULL for a thread that is not a worker): a free to it takes no atomic operation. */
 void weft__pool_free(weft__pool *home, void *object, weft__pool *caller_pool);

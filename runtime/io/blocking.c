@@ -194,6 +194,8 @@ static void *carry(void *arg) {
     weft__wait_init(&job.wait);
     /* A cancel of the carrier lets the call finish (weft.h): no thread is interrupted. */
     job.wait.cancellable = false;
+    job.wait.kind = WEFT__WAITING_BLOCKING; /* for a dump: the call's function */
+    job.wait.object = (uint64_t)(uintptr_t)job.fn;
     if (!submit(pool, &job))
         return job.fn(job.arg);
     (void)weft__wait_block(&job.wait, WEFT_FOREVER, never_withdraw, NULL);

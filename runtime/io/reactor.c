@@ -348,6 +348,8 @@ int weft__reactor_publish(weft__reactor *r, int fd, unsigned events, weft__io_wa
             continue;
         weft__wait *wait = &io->waits[d];
         weft__wait_init(wait);
+        wait->kind = WEFT__WAITING_FD; /* for a dump */
+        wait->object = (uint64_t)fd << 2 | events;
         wait->tag = g;
         wait->thread_word = io->thread_word;
         weft__atomic_word *word = &s->waiter[d];
@@ -537,6 +539,8 @@ static void count_poll(weft__io_driver *io, int n) {
     /* Relaxed: owner-written statistics. */
     weft__atomic_store_relaxed(&io->polls, weft__atomic_load_relaxed(&io->polls) + 1);
     weft__atomic_store_relaxed(&io->events, weft__atomic_load_relaxed(&io->events) + (AO_t)n);
+    if (n > 0)
+        weft__worker_trace(io->worker, WEFT__TRACE_IO, 0, (uint64_t)n, 0);
 }
 
 /* A poll that does not wait, delivering what it finds. */
@@ -794,13 +798,12 @@ int weft__reactor_close(int fd) {
     return rc;
 }
 
-void weft__reactor_stats(weft__reactor *r, uint64_t *polls, uint64_t *events) {
-    *polls = 0;
-    *events = 0;
-    for (unsigned i = 0; i < r->runtime->worker_count; i++) {
-        if (!r->drivers[i])
-            continue;
-        *polls += weft__atomic_load_relaxed(&r->drivers[i]->polls);
-        *events += weft__atomic_load_relaxed(&r->drivers[i]->events);
-    }
+void weft__reactor_worker_stats(weft__reactor *r, unsigned index, uint64_t *polls,
+                                uint64_t *events) {
+    *polls = *events = 0;
+    if (!r->drivers[index])
+        return;
+    /* Relaxed: statistics. */
+    *polls = weft__atomic_load_relaxed(&r->drivers[index]->polls);
+    *events = weft__atomic_load_relaxed(&r->drivers[index]->events);
 }

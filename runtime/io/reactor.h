@@ -70,7 +70,8 @@ int weft__fd_poll_once(int fd, unsigned events);
  * -ECANCELED, and fd is closed (IO-C1..C3). Any thread. 0 or close(2)'s -errno. */
 int weft__reactor_close(int fd);
 
-/* Statistics of r, summed over its workers' drivers (relaxed: a report). */
-void weft__reactor_stats(weft__reactor *r, uint64_t *polls, uint64_t *events);
+/* Statistics of worker `index`'s driver (relaxed: a report). */
+void weft__reactor_worker_stats(weft__reactor *r, unsigned index, uint64_t *polls,
+                                uint64_t *events);
 
 #endif /* WEFT__IO_REACTOR_H */

@@ -280,8 +280,10 @@ static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result)
             return rc == -ETIMEDOUT ? -ENOMEM : rc;
         }
         bool cancelled = false;
+        weft__task_note_wait(self, WEFT__WAITING_JOIN, t->id);
         for (;;) {
             if (weft__atomic_load_acquire(&t->state) & WEFT__TASK_COMPLETE) {
+                weft__task_end_wait(self);
                 if (tm)
                     weft__timer_release(tm);
                 return take_result(t, result);
@@ -293,6 +295,7 @@ static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result)
                 break;
             weft__worker_suspend_current(WEFT__SWITCH_PARK);
         }
+        weft__task_end_wait(self);
         if (tm)
             weft__timer_release(tm);
         int rc = withdraw_join(t, result);

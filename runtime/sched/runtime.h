@@ -28,6 +28,9 @@ struct weft_runtime {
     bool inline_join;    /* WEFT_CONFIG_NO_INLINE_JOIN not set */
     AO_t live_batch;     /* live_tasks credits taken at a time; 0: none (live.c) */
     uint64_t chaos_seed; /* 0: chaos scheduling off (chaos.h) */
+    uint64_t tick_factor;      /* base/ticks.h: ns per tick, 32.32 */
+    uint64_t long_slice_ticks; /* cfg.long_slice_us in ticks (metrics.h) */
+    uint64_t number;           /* the how-manyth runtime of the process (1, 2, ...) */
     weft__worker **workers;
 
     /* ---- Shared, each with its own synchronisation. */
@@ -51,6 +54,8 @@ struct weft_runtime {
     struct weft__timer_registry *timer_registry; /* time/timer_handle.c */
     struct weft__reactor *reactor;               /* io/reactor.c */
     struct weft__blocking_pool *blocking;        /* io/blocking.c */
+    struct weft__trace_state *trace;             /* debug/trace.c: NULL until a trace */
+    pthread_mutex_t trace_lock;                  /* guards `trace` (start, stop, destroy) */
 };
 
 /* ---- live.c ---- */

@@ -44,6 +44,10 @@ static inline weft_task *create_counted(weft_runtime *rt, weft__worker *w, bool 
     t->fn = fn;
     t->arg = arg;
     t->id = weft__worker_next_id(is_ours ? w : NULL);
+    weft_task *parent = w ? w->current : NULL;
+    t->parent = parent ? parent->id : 0;
+    if (w && __builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0))
+        weft__worker_trace_spawn(w, t, t->parent); /* w is the calling thread's worker */
     return t;
 }
 

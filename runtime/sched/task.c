@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 weft_task *weft__task_alloc(weft__pool *p) {
     weft_task *t = weft__pool_alloc(p);
@@ -50,6 +51,10 @@ weft_task *weft__task_alloc(weft__pool *p) {
      * inline join (cancel.c), so also when it is freed: not reset here. The owner's
      * links are only read while `owner` is set. */
     t->cancel_shield = 0;
+    t->parent = 0;
+    t->runnable_at = 0;
+    t->trace_flow = 0;
+    weft__atomic_store_relaxed(&t->wait_kind, WEFT__WAITING_NONE);
     t->owner = NULL;
     t->on_exit = NULL;
     t->stack = NULL;
@@ -60,7 +65,21 @@ weft_task *weft__task_alloc(weft__pool *p) {
 }
 
 void weft__task_free(weft_task *t, weft__pool *caller_pool) {
+    /* Relaxed: for a dump only, which checks the generation too; no RMW, since nobody
+     * else may touch the word of a task being freed (a late join or detach of a consumed
+     * handle reads it, and its CAS fails on FREED's word as on any newer one). */
+    weft__atomic_store_relaxed(&t->state, weft__atomic_load_relaxed(&t->state) | WEFT__TASK_FREED);
     weft__pool_free(t->home, t, caller_pool);
+}
+
+void weft__task_note_wait(weft_task *self, weft__wait_kind kind, uint64_t object) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* ~8 ns; a dump shows seconds */
+    /* Relaxed: read by a dump, which checks its reading against `switches`. */
+    weft__atomic_store_relaxed(&self->wait_object, object);
+    weft__atomic_store_relaxed(&self->wait_since,
+                               (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    weft__atomic_store_relaxed(&self->wait_kind, kind);
 }
 
 bool weft__task_wake(weft_task *t) {

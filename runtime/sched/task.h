@@ -52,6 +52,9 @@ enum {
     /* A hint, sticky too: a task this one may be running inline for (a joiner up its
      * chain) was cancelled: its cancellation points must look up the chain (cancel.c). */
     WEFT__TASK_HOST_CANCELLED = 1u << 9,
+    /* The object is back in its pool (weft__task_free): for a dump, which walks the
+     * pools' memory. */
+    WEFT__TASK_FREED = 1u << 10,
 };
 
 /* Bits 16 and up: the object's generation, one more each time its pool hands it out
@@ -68,6 +71,27 @@ struct weft_task;
  * published (worker.c, finish), for a task spawned with an owner (weft__spawn_prepare):
  * the owner learns that the task has finished. It must not block. */
 typedef void (*weft__task_exit_fn)(struct weft_task *t);
+
+/* What a parked task waits on, for weft_runtime_dump (weft__task_note_wait). */
+typedef enum weft__wait_kind {
+    WEFT__WAITING_NONE = 0,
+    WEFT__WAITING_JOIN,      /* object: the joined task's id */
+    WEFT__WAITING_SLEEP,     /* object: the deadline (weft_now() time base) */
+    WEFT__WAITING_FD,        /* object: fd << 2 | events (WEFT_IN, WEFT_OUT) */
+    WEFT__WAITING_CHAN_SEND, /* object: the channel's address */
+    WEFT__WAITING_CHAN_RECV,
+    WEFT__WAITING_SELECT,    /* object: the number of cases */
+    WEFT__WAITING_MUTEX,     /* object: the mutex's address (likewise below) */
+    WEFT__WAITING_COND,
+    WEFT__WAITING_SEM,
+    WEFT__WAITING_WAITGROUP,
+    WEFT__WAITING_EVENT,
+    WEFT__WAITING_GROUP_NEXT, /* object: the group's address */
+    WEFT__WAITING_GROUP_WAIT,
+    WEFT__WAITING_GROUP_SLOT,
+    WEFT__WAITING_BLOCKING,   /* object: the blocking-pool call's function */
+    WEFT__WAITING_OTHER,
+} weft__wait_kind;
 
 /* Why a task switched back to its worker: the value it passes across the switch. */
 typedef enum weft__switch_reason {
@@ -117,7 +141,30 @@ struct weft_task {
     void *owner;
     weft__task_exit_fn on_exit;
     struct weft_task *owner_prev, *owner_next;
+    /* For weft_runtime_dump and the metrics (debug/dump.c, sched/metrics.h). Written by
+     * the task itself (wait_*, before it parks) or by the worker running it
+     * (`switches`), read by a dump from any thread: relaxed atomics, and a dump trusts
+     * what it read only if `switches` and the state word did not change meanwhile.
+     * `parent`: the spawning task's id (0: a thread), set before the task is published.
+     * `runnable_at`: ticks when it was last made runnable, if that schedule was
+     * sampled (0: not), the scheduler's. `trace_flow`: the flow id of the wake-up that
+     * made it runnable, for a trace (0: none), likewise. */
+    uint64_t parent;
+    weft__atomic_word wait_kind;   /* weft__wait_kind */
+    weft__atomic_word wait_object; /* see weft__wait_kind */
+    weft__atomic_word wait_since;  /* CLOCK_MONOTONIC_COARSE ns */
+    weft__atomic_word switches;    /* times it was switched to */
+    uint64_t runnable_at;
+    uint64_t trace_flow;
 };
+
+/* Before a task parks for a wait: what it waits on (cheap: a coarse clock read and three
+ * stores). Only the task itself; `self` is the calling task. */
+void weft__task_note_wait(weft_task *self, weft__wait_kind kind, uint64_t object);
+/* After the wait: nothing. */
+static inline void weft__task_end_wait(weft_task *self) {
+    weft__atomic_store_relaxed(&self->wait_kind, WEFT__WAITING_NONE);
+}
 
 /* A thread that is not a worker waiting in weft_join: lives on that thread's stack. */
 typedef struct weft__foreign_waiter {

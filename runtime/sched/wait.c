@@ -69,6 +69,8 @@ void weft__wait_init(weft__wait *wait) {
     wait->tag = 0;
     wait->thread_word = NULL;
     wait->cancellable = true;
+    wait->kind = WEFT__WAITING_OTHER;
+    wait->object = 0;
 }
 
 /* (WAIT-B3) The waker decided: wait out its last touch (a few instructions, no system
@@ -121,6 +123,8 @@ int weft__wait_block_any(weft__wait *const *waits, size_t n, uint64_t deadline_n
         }
         /* (WAIT-B2) Park until a waker delivered, the timer fired or (CANCEL-2) the task
          * was cancelled. */
+        if (may_park)
+            weft__task_note_wait(self, waits[0]->kind, waits[0]->object);
         while (may_park && !any_delivered(waits, n, &seen)) {
             if (tm && weft__timer_fired(tm))
                 break;
@@ -130,6 +134,7 @@ int weft__wait_block_any(weft__wait *const *waits, size_t n, uint64_t deadline_n
             }
             weft__worker_suspend_current(WEFT__SWITCH_PARK);
         }
+        weft__task_end_wait(self);
         if (tm)
             weft__timer_release(tm);
     } else {

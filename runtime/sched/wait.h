@@ -15,6 +15,7 @@
 #define WEFT__SCHED_WAIT_H
 
 #include "base/atomic.h"
+#include "sched/task.h"
 
 #include "weft.h"
 
@@ -45,6 +46,11 @@ typedef struct weft__wait {
      * cancellation point (weft_mutex_lock, a blocking-pool call's carrier) clears it
      * before it publishes. Only the waiter reads it. */
     bool cancellable;
+    /* What the task waits on, for a dump (task.h, weft__wait_kind): set by the structure
+     * before it publishes (WEFT__WAITING_OTHER from weft__wait_init). waits[0]'s is the
+     * one noted. Only the waiter reads it. */
+    weft__wait_kind kind;
+    uint64_t object;
 } weft__wait;
 
 /* Wake-ups delivered by one waker in a batch: the system call that wakes an idle worker

@@ -106,19 +106,41 @@ static void push_local_quiet(weft__worker *w, weft_task *t) {
 
 void weft__worker_schedule_quiet(weft_runtime *rt, weft_task *t) {
     weft__worker *w = weft__worker_current();
-    if (w && w->runtime == rt)
+    if (w && w->runtime == rt) {
+        /* One schedule in WEFT__DELAY_SAMPLE_EVERY is stamped (metrics.h). The task is
+         * not runnable yet: the field is ours until the push publishes it. */
+        if (++w->delay_sample % WEFT__DELAY_SAMPLE_EVERY == 0)
+            t->runnable_at = weft__ticks();
         push_local_quiet(w, t);
-    else
+    } else {
         weft__inject_push_any(&rt->inject, &t->link);
+    }
 }
 
 void weft__worker_notify(weft_runtime *rt) {
     notify_one(rt);
 }
 
+/* A trace's wake-up (or spawn) event and the flow id the woken task's next run slice
+ * will name (trace.h). w: the calling thread's worker, tracing. */
+static void trace_wake(weft__worker *w, weft_task *t, weft__trace_kind kind, uint64_t arg) {
+    uint64_t flow = ((uint64_t)(w->index + 1) << 48) | ++w->trace_flows;
+    t->trace_flow = flow; /* ours until the task is queued */
+    weft__worker_trace(w, kind, t->id, kind == WEFT__TRACE_WAKE ? flow : arg,
+                       kind == WEFT__TRACE_WAKE ? 0 : (uint32_t)(flow & 0xffffffffu));
+}
+
+void weft__worker_trace_spawn(weft__worker *w, weft_task *t, uint64_t parent) {
+    trace_wake(w, t, WEFT__TRACE_SPAWN, parent);
+}
+
 weft_runtime *weft__worker_wake_quiet(weft_task *t) {
     if (!weft__task_wake(t))
         return NULL;
+    weft__worker *w = weft__worker_current();
+    /* Relaxed: a hint; the record below loads it again with acquire. */
+    if (w && weft__atomic_load_relaxed(&w->trace))
+        trace_wake(w, t, WEFT__TRACE_WAKE, 0);
     weft__worker_schedule_quiet(t->runtime, t);
     return t->runtime;
 }
@@ -157,7 +179,10 @@ static weft_task *take_from_inject(weft__worker *w) {
 
 static weft_task *pop_yielded(weft__worker *w) {
     weft__link *l = weft__fifo_pop(&w->yield_queue);
-    return l ? weft__container_of(l, weft_task, link) : NULL;
+    if (!l)
+        return NULL;
+    weft__metric_add(&w->yield_length, (AO_t)-1);
+    return weft__container_of(l, weft_task, link);
 }
 
 static weft_task *next_local(weft__worker *w) {
@@ -197,10 +222,12 @@ static weft_task *steal(weft__worker *w) {
             if (victim == w)
                 continue;
             void *item;
+            weft__metric_add(&w->metrics.steal_attempts, 1);
             weft__steal_result r = weft__deque_steal_any(&victim->deque, &item);
             if (r == WEFT__STEAL_SUCCESS) {
                 /* Relaxed: a statistic only we write. */
                 weft__atomic_store_relaxed(&w->steals, weft__atomic_load_relaxed(&w->steals) + 1);
+                weft__worker_trace(w, WEFT__TRACE_STEAL, ((weft_task *)item)->id, 0, victim->index);
                 return item;
             }
             if (r == WEFT__STEAL_RETRY)
@@ -278,7 +305,12 @@ static void park(weft__worker *w) {
                 return; /* awake for our timers or events, neither parked nor searching */
             continue;   /* a submitter claimed us: wake_word is being set */
         }
+        weft__metric_add(&w->metrics.parks, 1);
+        weft__atomic_store_relaxed(&w->parked, 1);
+        weft__worker_trace(w, WEFT__TRACE_PARK, 0, 0, 0);
         w->driver->ops->park(w->driver, &w->wake_word, deadline);
+        weft__atomic_store_relaxed(&w->parked, 0);
+        weft__worker_trace(w, WEFT__TRACE_UNPARK, 0, 0, 0);
     }
     weft__atomic_u32_store_release(&w->wake_word, 0); /* only we clear it */
     w->searching = true; /* the claimer counted us as a searcher (IDLE-N3) */
@@ -297,6 +329,7 @@ static void finish(weft__worker *w, weft_task *t) {
      * for this thread (RT-D3) and for a foreign joiner we wake (RT-D4) before freeing
      * anything. */
     weft__runtime_task_done(rt, w);
+    weft__metric_add(&w->tasks_finished, 1);
     /* An owner learns of the end before the completion is published: the owner frees
      * the object only after it has seen COMPLETE (a group: weft_group_next). */
     if (t->on_exit)
@@ -342,10 +375,31 @@ static bool start(weft__worker *w, weft_task *t) {
     return true;
 }
 
+/* Bookkeeping as t gets the worker's thread: the dump's view, the sampled delay, the
+ * trace. `now`: ticks. */
+static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
+    w->current = t;
+    /* Relaxed: read by a dump, which checks them against each other. */
+    weft__atomic_store_relaxed(&w->running_id, t->id);
+    weft__atomic_store_relaxed(&t->switches, weft__atomic_load_relaxed(&t->switches) + 1);
+    if (t->runnable_at) { /* a sampled schedule (metrics.h) */
+        uint64_t delay = now > t->runnable_at ? now - t->runnable_at : 0;
+        t->runnable_at = 0;
+        unsigned b = weft__histogram_bucket(weft__ticks_to_ns(delay, w->runtime->tick_factor));
+        weft__metric_add(&w->metrics.delay_histogram[b], 1);
+        weft__metric_add(&w->metrics.delay_samples, 1);
+    }
+    if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
+        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, t->id, t->trace_flow, 0);
+        t->trace_flow = 0;
+    }
+}
+
 static void run(weft__worker *w, weft_task *t) {
     if (!t->stack && !start(w, t))
         return;
-    w->current = t;
+    uint64_t begin = weft__ticks();
+    enter_task(w, t, begin);
     weft__fiber_before_switch(&w->scheduler_fiber, &t->fiber, false);
     void *reason = weft__context_switch(&w->scheduler, t->context, t);
     weft__fiber_after_switch(&w->scheduler_fiber);
@@ -354,6 +408,16 @@ static void run(weft__worker *w, weft_task *t) {
      * under its own identity (weft__worker_join_inline). */
     t = w->current;
     w->current = NULL;
+    /* The run slice (metrics.h): owner-written counters. */
+    uint64_t slice = weft__ticks() - begin;
+    weft__metric_add(&w->metrics.busy_ticks, slice);
+    weft__metric_add(&w->metrics.slices, 1);
+    if (slice > w->runtime->long_slice_ticks)
+        weft__metric_add(&w->metrics.slices_long, 1);
+    unsigned bucket = weft__histogram_bucket(weft__ticks_to_ns(slice, w->runtime->tick_factor));
+    weft__metric_add(&w->metrics.slice_histogram[bucket], 1);
+    weft__atomic_store_relaxed(&w->running_id, 0);
+    weft__worker_trace(w, WEFT__TRACE_RUN_END, t->id, (uint64_t)(uintptr_t)reason, 0);
     if (!weft__stack_canary_intact(t->stack))
         weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
     switch ((weft__switch_reason)(uintptr_t)reason) {
@@ -365,6 +429,7 @@ static void run(weft__worker *w, weft_task *t) {
         break;
     case WEFT__SWITCH_YIELD:
         weft__fifo_push(&w->yield_queue, &t->link);
+        weft__metric_add(&w->yield_length, 1);
         break;
     case WEFT__SWITCH_EXIT:
         finish(w, t);
@@ -392,6 +457,14 @@ bool weft__worker_yield_current(void) {
     weft__fifo_push(&w->yield_queue, &self->link);
     w->tick++;
     w->current = next;
+    /* One run slice for the scheduler (metrics.h), but a dump and a trace see each task. */
+    weft__atomic_store_relaxed(&w->running_id, next->id);
+    weft__atomic_store_relaxed(&next->switches, weft__atomic_load_relaxed(&next->switches) + 1);
+    if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
+        weft__worker_trace(w, WEFT__TRACE_RUN_END, self->id, WEFT__SWITCH_YIELD, 0);
+        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, next->id, next->trace_flow, 0);
+        next->trace_flow = 0;
+    }
     weft__fiber_before_switch(&self->fiber, &next->fiber, false);
     weft__context_switch(&self->context, next->context, next);
     weft__fiber_after_switch(&self->fiber);
@@ -463,6 +536,7 @@ bool weft__worker_join_inline(weft_task *t) {
     t->stack = self->stack;
     t->fiber = self->fiber;
     w->current = t;
+    weft__atomic_store_relaxed(&w->running_id, t->id); /* for a dump */
     /* A statistic, owner-written: relaxed. */
     weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
     run_inline(t);
@@ -470,6 +544,7 @@ bool weft__worker_join_inline(weft_task *t) {
      * again; complete t as finish() would, minus the stack, which is ours. */
     w = weft__worker_current();
     w->current = self;
+    weft__atomic_store_relaxed(&w->running_id, self->id);
     self->fiber = t->fiber;
     t->stack = NULL;
     t->cancel_host = NULL;
@@ -477,6 +552,7 @@ bool weft__worker_join_inline(weft_task *t) {
      * barrier between this store and CANCEL-I4's load. */
     weft__atomic_store_relaxed(&self->inline_child, 0);
     weft__runtime_task_done(rt, w); /* the slot first, as finish() does */
+    weft__metric_add(&w->tasks_finished, 1);
     weft__task_complete_inline(t);
     WEFT__CHAOS_POINT(rt->chaos_seed, "CANCEL-I3");
     await_cancellers(self);

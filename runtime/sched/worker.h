@@ -15,8 +15,10 @@
 #include "base/sanitizer.h"
 #include "sched/deque.h"
 #include "sched/driver.h"
+#include "sched/metrics.h"
 #include "sched/stack.h"
 #include "sched/task.h"
+#include "sched/trace.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -41,6 +43,8 @@ typedef struct weft__worker {
     weft__chaos chaos;          /* chaos scheduling's decisions (chaos.h); off: state 0 */
     void *signal_stack;         /* sigaltstack for reporting stack overflows */
     pthread_t thread;
+    uint64_t delay_sample;      /* schedules, counting to the next sampled one */
+    uint64_t trace_flows;       /* flow ids handed out by this worker's wake-ups */
 
     /* ---- Shared with other workers and threads. */
     weft__deque deque;               /* owner pushes and pops; anyone steals */
@@ -48,6 +52,16 @@ typedef struct weft__worker {
     weft__atomic_word steals;        /* statistics: written by the owner, read by anyone */
     weft__atomic_word tasks_spawned; /* statistics, likewise */
     weft__atomic_word joins_inline;  /* statistics, likewise */
+    weft__atomic_word tasks_finished; /* statistics, likewise */
+    weft__worker_metrics metrics;    /* likewise (metrics.h) */
+    /* For a dump, written by the owner: the id of the task it runs (0: none), the
+     * length of its yield queue, whether its thread sleeps. Relaxed. */
+    weft__atomic_word running_id;
+    weft__atomic_word yield_length;
+    weft__atomic_word parked;
+    /* The trace ring it records into, or NULL (trace.h). Set by weft_trace_start and
+     * weft_trace_stop (debug/trace.c); read by the owner with acquire at each event. */
+    weft__atomic_word trace;
 
     /* ---- Set by the composition root (runtime.c) before the thread starts; immutable. */
     /* What the worker parks on: the top of its driver stack (driver.h). */
@@ -56,6 +70,16 @@ typedef struct weft__worker {
      * their timers on. Opaque here: sched/ never looks inside. */
     struct weft__time_driver *time;
 } weft__worker;
+
+/* Records a trace event on w's ring if a trace is running (trace.h). w: the calling
+ * thread's worker. */
+static inline void weft__worker_trace(struct weft__worker *w, weft__trace_kind kind, uint64_t task,
+                                      uint64_t arg, uint32_t extra) {
+    /* Acquire: the ring's fields as weft_trace_start initialised them. */
+    weft__trace_ring *r = (weft__trace_ring *)weft__atomic_load_acquire(&w->trace);
+    if (__builtin_expect(r != NULL, 0))
+        weft__trace_ring_push(r, kind, task, arg, extra);
+}
 
 /* The worker running on the calling thread, or NULL. Not inlined, and read fresh on
  * every call: a task may resume on another thread after any switch, so callers must
@@ -91,6 +115,10 @@ void weft__worker_notify(weft_runtime *rt);
  * system call per batch), else NULL (a wake was already pending, or t had not parked
  * yet: it will not sleep). Any thread. */
 weft_runtime *weft__worker_wake_quiet(weft_task *t);
+
+/* A spawn, for a trace (trace.h): records it on w (the calling thread's worker, which
+ * traces), and the flow id t's first run slice will name. Before t is published. */
+void weft__worker_trace_spawn(struct weft__worker *w, weft_task *t, uint64_t parent);
 
 /* Inside a task: switches to the worker with `reason` (park or yield), returns when
  * the task runs again (possibly on another worker). */

@@ -146,6 +146,8 @@ static int transfer(weft_chan *ch, void *elem, bool is_send, uint64_t deadline_n
     bool queued = false;
     if (!done && wait && (deadline_ns == WEFT_FOREVER || weft_now() < deadline_ns)) {
         weft__waiter_init(&w);
+        w.wait.kind = is_send ? WEFT__WAITING_CHAN_SEND : WEFT__WAITING_CHAN_RECV; /* a dump's */
+        w.wait.object = (uint64_t)(uintptr_t)ch;
         w.elem = elem;
         weft__waitq_push(&ch->lock, queue, &w);
         queued = true;

@@ -35,6 +35,8 @@ WEFT_API int weft_cond_wait(weft_cond *pc, weft_mutex *m, uint64_t deadline_ns) 
     weft__cond *c = (weft__cond *)pc;
     weft__waiter w;
     weft__waiter_init(&w);
+    w.wait.kind = WEFT__WAITING_COND; /* for a dump */
+    w.wait.object = (uint64_t)(uintptr_t)c;
     weft__waitq_site site = {&c->queue.lock, &c->queue.list};
     /* (SYNC-Q1) Queued before the mutex is released. */
     weft__qlock(&c->queue.lock);

@@ -64,6 +64,8 @@ WEFT_API int weft_event_wait(weft_event *pe, uint64_t deadline_ns) {
         return 0;
     weft__waiter w;
     weft__waiter_init(&w);
+    w.wait.kind = WEFT__WAITING_EVENT; /* for a dump */
+    w.wait.object = (uint64_t)(uintptr_t)e;
     weft__waitq_site site = {&e->queue.lock, &e->queue.list};
     /* (SYNC-Q1) */
     weft__qlock(&e->queue.lock);

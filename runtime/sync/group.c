@@ -226,6 +226,8 @@ static int spawn_into(weft_group *g, weft_runtime *rt, weft_fn fn, void *arg) {
         }
         weft__waiter w;
         weft__waiter_init(&w);
+        w.wait.kind = WEFT__WAITING_GROUP_SLOT; /* for a dump */
+        w.wait.object = (uint64_t)(uintptr_t)g;
         weft__waitq_push(&g->lock, &g->slot_waiters, &w);
         weft__qunlock(&g->lock);
         /* (GROUP-S2) 0: a slot was handed to us (GROUP-X3), counted in running. */
@@ -306,6 +308,8 @@ WEFT_API int weft_group_next(weft_group *g, void **result, uint64_t deadline_ns)
     }
     weft__waiter w;
     weft__waiter_init(&w);
+    w.wait.kind = WEFT__WAITING_GROUP_NEXT; /* for a dump */
+    w.wait.object = (uint64_t)(uintptr_t)g;
     weft__waitq_push(&g->lock, &g->next_waiters, &w);
     weft__qunlock(&g->lock);
     /* (GROUP-N2) */
@@ -324,6 +328,8 @@ static int await_idle(weft_group *g, uint64_t deadline_ns, bool cancellable) {
         weft__waiter w;
         weft__waiter_init(&w);
         w.wait.cancellable = cancellable;
+        w.wait.kind = WEFT__WAITING_GROUP_WAIT; /* for a dump */
+        w.wait.object = (uint64_t)(uintptr_t)g;
         weft__waitq_push(&g->lock, &g->idle_waiters, &w);
         weft__qunlock(&g->lock);
         int rc = weft__waitq_block(&w, &site, deadline_ns);

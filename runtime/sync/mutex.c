@@ -74,6 +74,8 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns, bool c
     weft__waiter w;
     weft__waiter_init(&w);
     w.wait.cancellable = cancellable;
+    w.wait.kind = WEFT__WAITING_MUTEX; /* for a dump */
+    w.wait.object = (uint64_t)(uintptr_t)m;
     w.since = weft_now();
     /* Counted inside (weft__qleave) from our first queueing until our last touch of the
      * mutex, across retries: a retry that loses to a barger stays counted while it goes
@@ -112,6 +114,8 @@ static int lock_slow(weft__mutex *m, uint64_t self, uint64_t deadline_ns, bool c
         /* RETRY: the mutex was freed for us to compete for. */
         weft__wait_init(&w.wait);
         w.wait.cancellable = cancellable;
+        w.wait.kind = WEFT__WAITING_MUTEX;
+        w.wait.object = (uint64_t)(uintptr_t)m;
         /* Acquire: pairs with unlock's release store of the freed state. */
         if (weft__atomic_cas_acquire(&m->state, 0, WEFT__MUTEX_LOCKED) == 0) {
             take(m, self);

@@ -258,6 +258,10 @@ static int wait_round(weft_case *cases, const unsigned *order, size_t used, uint
         if (soon < until)
             until = soon;
     }
+    if (count) { /* for a dump: the select, not its first case */
+        waits[0]->kind = WEFT__WAITING_SELECT;
+        waits[0]->object = used;
+    }
     int rc = count ? weft__wait_block_any(waits, count, until, withdraw_any, structures) : 0;
     if (!count && !decided && until != WEFT_FOREVER) {
         /* Nothing queued (only a thread's fd cases, or none): a sleep, which a cancel

@@ -53,6 +53,8 @@ WEFT_API int weft_sem_acquire(weft_sem *ps, uint64_t deadline_ns) {
         return 0;
     weft__waiter w;
     weft__waiter_init(&w);
+    w.wait.kind = WEFT__WAITING_SEM; /* for a dump */
+    w.wait.object = (uint64_t)(uintptr_t)s;
     weft__waitq_site site = {&s->queue.lock, &s->queue.list};
     /* (SYNC-Q1) */
     weft__qlock(&s->queue.lock);

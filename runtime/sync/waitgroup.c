@@ -60,6 +60,8 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup *pwg, uint64_t deadline_ns) {
         return 0;
     weft__waiter w;
     weft__waiter_init(&w);
+    w.wait.kind = WEFT__WAITING_WAITGROUP; /* for a dump */
+    w.wait.object = (uint64_t)(uintptr_t)wg;
     weft__waitq_site site = {&wg->queue.lock, &wg->queue.list};
     /* (SYNC-Q1) */
     weft__qlock(&wg->queue.lock);

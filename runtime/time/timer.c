@@ -115,6 +115,7 @@ static void fire_due(weft__driver *d) {
     weft__timer_wheel_advance(&td->wheel, now, &expired);
     weft__timer_entry *e;
     weft_runtime *woken = NULL; /* the runtime of the tasks we queued: always rt */
+    uint64_t fired = 0;
     weft__fifo fired_handles;
     weft__fifo_init(&fired_handles);
     while ((e = weft__timer_list_pop(&expired))) {
@@ -126,6 +127,7 @@ static void fire_due(weft__driver *d) {
             WEFT__TIMER_ARMED)
             continue; /* cancelled: it is on our cancelled list, freed there */
         WEFT__CHAOS_POINT(rt->chaos_seed, "TIMER-T2");
+        fired++;
         if (tm->handle) { /* a timer handle: the callback runs after this loop */
             weft__fifo_push(&fired_handles, &tm->link); /* the link is ours once FIRING */
             continue;
@@ -137,6 +139,10 @@ static void fire_due(weft__driver *d) {
         /* (TIMER-T3) Release: our last touch; pairs with the task's acquire wait for
          * DONE. */
         weft__atomic_store_release(&tm->state, WEFT__TIMER_DONE);
+    }
+    if (fired) {
+        weft__metric_add(&td->fired_total, fired);
+        weft__worker_trace(td->worker, WEFT__TRACE_TIMERS, 0, fired, 0);
     }
     /* One wake-up of an idle worker for the batch, after every last touch: a task
      * stolen at once never waits for DONE through this system call. */
@@ -226,6 +232,7 @@ static weft__timer *arm(weft__time_driver *td, weft_task *task, weft_timer *hand
         return NULL;
     }
     td->timers_armed++;
+    weft__metric_add(&td->armed_total, 1);
     return tm;
 }
 
@@ -303,6 +310,7 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns) {
     if (!tm)
         return -ENOMEM;
     int rc = 0;
+    weft__task_note_wait(self, WEFT__WAITING_SLEEP, deadline_ns);
     while (!weft__timer_fired(tm)) {
         /* (CANCEL-2) Woken by a cancel: the timer is revoked below. */
         if (weft__cancel_pending(self)) {
@@ -311,6 +319,7 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns) {
         }
         weft__worker_suspend_current(WEFT__SWITCH_PARK);
     }
+    weft__task_end_wait(self);
     weft__timer_release(tm);
     return rc;
 }

@@ -32,6 +32,9 @@ typedef struct weft__time_driver {
     /* Timers of this wheel cancelled from other threads: a LIFO that they push and the
      * owner takes whole (timer.c, TIMER-R1). Shared. */
     weft__atomic_word cancelled;
+    /* Statistics (weft_worker_stats): owner writes, anyone reads relaxed. */
+    weft__atomic_word armed_total;
+    weft__atomic_word fired_total;
 } weft__time_driver;
 
 /* One arming of a timer: wakes a task (a sleep, a deadline wait) or runs a timer
