@@ -680,10 +680,11 @@ WEFT_API int weft_set_name(const char *name);
  *
  * Counters and two latency histograms kept by every worker, cheap enough to stay on in
  * production: each is written by its worker's thread alone (no shared cache line per
- * event), and the timings use the CPU's cycle counter (two reads per pass through the
+ * event), and the timings use the CPU's cycle counter (one read per pass through the
  * scheduler; bench/RESULTS.md has the cost on fib and yield). A run slice is the time
- * from a worker's scheduler handing its thread to a task until it gets it back (tasks
- * that yield to each other directly stay in one slice); a scheduling delay is the time
+ * from a worker's scheduler handing its thread to a task until it hands it to the next
+ * task or runs out of work (tasks that yield to each other directly stay in one slice:
+ * the scheduler did not get its thread back); a scheduling delay is the time
  * from a task becoming runnable (spawned, woken) until it runs, sampled on one schedule
  * in 8. Histograms have WEFT_HISTOGRAM_BUCKETS log-scaled buckets: bucket 0 counts
  * durations below 2^10 ns (~1 us), bucket i (1 <= i < 23) those in [2^(9+i), 2^(10+i))

@@ -5,10 +5,11 @@
  * the block sits in the worker object) and read relaxed by anyone for a report, so a
  * report taken while tasks run is approximate, and exact once the runtime is quiet.
  *
- * Timing uses base/ticks.h (rdtsc / cntvct), twice per pass through the scheduler's
+ * Timing uses base/ticks.h (rdtsc / cntvct), once per pass through the scheduler's
  * run(): a run slice is the time from the scheduler handing its thread to a task until
- * it gets it back (tasks that yield to each other directly stay in one slice: the
- * scheduler did not get control, which is what a hogged worker means). Scheduling
+ * it hands it to the next one or runs dry (the scheduler's few instructions in between
+ * included; tasks that yield to each other directly stay in one slice: the scheduler did
+ * not get control, which is what a hogged worker means). Scheduling
  * delays (runnable to running) are sampled: one schedule in WEFT__DELAY_SAMPLE_EVERY on
  * each worker stamps the task, as Go samples its scheduling latencies, because a stamp
  * on every wake-up would cost a counter read on the waker's side of every wake.

@@ -395,10 +395,26 @@ static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
     }
 }
 
+/* Ends the open run slice (metrics.h) at `now`, if one is open. Owner-written counters. */
+static inline void close_slice(weft__worker *w, uint64_t now) {
+    if (!w->slice_start)
+        return;
+    uint64_t slice = now - w->slice_start;
+    weft__metric_add(&w->metrics.busy_ticks, slice);
+    weft__metric_add(&w->metrics.slices, 1);
+    if (slice > w->runtime->long_slice_ticks)
+        weft__metric_add(&w->metrics.slices_long, 1);
+    unsigned bucket = weft__histogram_bucket(weft__ticks_to_ns(slice, w->runtime->tick_factor));
+    weft__metric_add(&w->metrics.slice_histogram[bucket], 1);
+}
+
 static void run(weft__worker *w, weft_task *t) {
     if (!t->stack && !start(w, t))
         return;
+    /* One counter read per task run: it ends the previous slice and begins this one. */
     uint64_t begin = weft__ticks();
+    close_slice(w, begin);
+    w->slice_start = begin;
     enter_task(w, t, begin);
     weft__fiber_before_switch(&w->scheduler_fiber, &t->fiber, false);
     void *reason = weft__context_switch(&w->scheduler, t->context, t);
@@ -408,14 +424,6 @@ static void run(weft__worker *w, weft_task *t) {
      * under its own identity (weft__worker_join_inline). */
     t = w->current;
     w->current = NULL;
-    /* The run slice (metrics.h): owner-written counters. */
-    uint64_t slice = weft__ticks() - begin;
-    weft__metric_add(&w->metrics.busy_ticks, slice);
-    weft__metric_add(&w->metrics.slices, 1);
-    if (slice > w->runtime->long_slice_ticks)
-        weft__metric_add(&w->metrics.slices_long, 1);
-    unsigned bucket = weft__histogram_bucket(weft__ticks_to_ns(slice, w->runtime->tick_factor));
-    weft__metric_add(&w->metrics.slice_histogram[bucket], 1);
     weft__atomic_store_relaxed(&w->running_id, 0);
     weft__worker_trace(w, WEFT__TRACE_RUN_END, t->id, (uint64_t)(uintptr_t)reason, 0);
     if (!weft__stack_canary_intact(t->stack))
@@ -614,6 +622,8 @@ void *weft__worker_main(void *arg) {
             t = next_local(w);
         }
         if (!t) {
+            close_slice(w, weft__ticks()); /* ran dry: the last slice ends here */
+            w->slice_start = 0;
             if (!w->searching)
                 w->searching = weft__idle_begin_searching(&rt->idle);
             if (w->searching && !(t = steal(w)))

@@ -44,6 +44,7 @@ typedef struct weft__worker {
     void *signal_stack;         /* sigaltstack for reporting stack overflows */
     pthread_t thread;
     uint64_t delay_sample;      /* schedules, counting to the next sampled one */
+    uint64_t slice_start;       /* ticks when the open run slice began; 0: none (metrics.h) */
     uint64_t trace_flows;       /* flow ids handed out by this worker's wake-ups */
 
     /* ---- Shared with other workers and threads. */
