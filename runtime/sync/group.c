@@ -304,6 +304,10 @@ WEFT_API int weft_group_next(weft_group *g, void **result, uint64_t deadline_ns)
         weft__qunlock(&g->lock);
         return -ECHILD;
     }
+    if (deadline_ns != WEFT_FOREVER && weft_now() >= deadline_ns) {
+        weft__qunlock(&g->lock); /* a poll (as_completed's loop): no waiter, no second lock */
+        return -ETIMEDOUT;
+    }
     weft__waiter w;
     weft__waiter_init(&w);
     weft__waitq_push(&g->lock, &g->next_waiters, &w);
