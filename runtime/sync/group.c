@@ -42,8 +42,11 @@
  * others wait queues behind them (it sees running >= limit: the handed slots count).
  * Destroy (GROUP-D1..D3) marks the group cancelled, cancels the running members, and
  * waits, uncancellably, until running is 0 and no waiter is inside (the count in the
- * lock word: a woken waiter's last touch is its weft__qleave); only then frees. A
- * member exit's last touch is GROUP-X5's unlock, which destroy's lock acquires after.
+ * lock word); only then frees. A waiter leaves under the lock (group_leave,
+ * leave_unlock), and the last one out delivers a destroy that waits for it (`drainer`),
+ * so that its unlock is its last touch of g, and destroy's lock acquires after it. A
+ * member exit's last touch is GROUP-X5's unlock, likewise. A spawn that holds a slot
+ * (reserved, counted in running) may take the lock again: destroy waits for running 0.
  *
  * Rejected: members detached at spawn with their results in a separate record, malloc'd
  * per member. The record costs an allocation per spawn, and a START_FAILED member never
