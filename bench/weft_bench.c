@@ -10,10 +10,10 @@
  * --threads: worker threads (default: online CPUs). yield and switch always use one.
  * --size overrides the workload's main parameter (fib n, skynet size (a power of 10),
  * spawn_many N, yield Y, sleepers S, timeouts K, switch count, chan_pingpong R,
- * chan_mpmc N (at least 8), mutex_contended and mutex_yield M); --short runs every
- * workload once at small sizes (tools/demo's table). Each run prints one line; a wrong
- * result prints result=WRONG:<value> and the program exits 1. chan_pingpong adds
- * extra=ns_per_round_trip (wall / R).
+ * chan_mpmc N (at least 8), mutex_contended and mutex_yield M, group_fanout N); --short
+ * runs every workload once at small sizes (tools/demo's table). Each run prints one
+ * line; a wrong result prints result=WRONG:<value> and the program exits 1.
+ * chan_pingpong adds extra=ns_per_round_trip (wall / R).
  *
  * Timing: wall_ms runs from just before the first spawn to just after the last join,
  * inside the runtime, as the peers (bench/peers) measure it: runtime start-up and
@@ -444,6 +444,52 @@ static void *mutex_yield_main(void *arg) {
     return NULL;
 }
 
+/* ---- group_fanout ------------------------------------------------------------------ */
+
+/* At most this many members run at once (WORKLOADS.md). */
+enum { GROUP_LIMIT = 1000 };
+
+/* Adds every result that is ready now to *sum, without waiting (a deadline of 0 is
+ * already past: weft_group_next polls). */
+static void take_finished(weft_group *g, uint64_t *sum) {
+    void *v;
+    int rc;
+    while ((rc = weft_group_next(g, &v, 0)) == 0)
+        *sum += (uint64_t)(uintptr_t)v;
+    if (rc != -ETIMEDOUT && rc != -ECHILD)
+        abort();
+}
+
+/* One task spawns N members (each returns its index) into a group limited to
+ * GROUP_LIMIT running. Before each spawn it takes the results that are ready (so that
+ * finished members do not pile up unread); a spawn that finds GROUP_LIMIT members
+ * running waits for a slot (weft_group_spawn parks). Then it waits for the rest.
+ * Results are summed in the order weft_group_next returns them: completion order. */
+static void *group_fanout_main(void *arg) {
+    run *r = arg;
+    weft_group *g;
+    if (weft_group_create(&g) != 0 || weft_group_set_limit(g, GROUP_LIMIT) != 0)
+        abort();
+    uint64_t sum = 0;
+    r->start_ns = now_ns();
+    for (uint64_t i = 0; i < r->size; i++) {
+        take_finished(g, &sum);
+        if (weft_group_spawn(g, return_index, (void *)(uintptr_t)i) != 0)
+            abort();
+    }
+    void *v;
+    int rc;
+    while ((rc = weft_group_next(g, &v, WEFT_FOREVER)) == 0)
+        sum += (uint64_t)(uintptr_t)v;
+    if (rc != -ECHILD)
+        abort();
+    r->end_ns = now_ns();
+    r->result = sum;
+    if (weft_group_destroy(g) != 0)
+        abort();
+    return NULL;
+}
+
 /* ---- switch: the raw stack switch, no scheduler ------------------------------------ */
 
 static weft__context main_context, ping_context;
@@ -507,6 +553,7 @@ static const workload workloads[] = {
     {"chan_mpmc", chan_mpmc_main, 4000000, 400000, mpmc_expected, 0},
     {"mutex_contended", mutex_contended_main, 4000000, 400000, same, 0},
     {"mutex_yield", mutex_yield_main, 4000000, 400000, same, 0},
+    {"group_fanout", group_fanout_main, 1000000, 100000, triangle, 0},
 };
 enum { WORKLOAD_COUNT = sizeof workloads / sizeof workloads[0] };
 

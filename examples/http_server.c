@@ -1,7 +1,10 @@
 /*
- * http_server.c: a small HTTP/1.1 server on weft's I/O calls, one task per connection.
+ * http_server.c: a small HTTP/1.1 server on weft's I/O calls, one task per connection,
+ * with a bound on connections and a graceful shutdown built on task groups and
+ * cancellation.
  *
  *     http_server [--host H] [--port N] [--workers N] [--idle-timeout S]
+ *                 [--max-conns N] [--grace-ms MS]
  *
  * GET / answers "Hello, World!"; GET /sleep?ms=N answers after sleeping N ms (the sleep
  * parks the task, not the worker); anything else is 404. Connections are kept alive
@@ -14,21 +17,30 @@
  * Each connection is a plain sequential task: read, parse, write, again. weft_read parks
  * the task until bytes arrive; the worker runs other connections meanwhile.
  *
- * Shutdown on SIGINT or SIGTERM, without losing the reply to a request already read:
+ * The connections are the members of one task group (Go's errgroup with SetLimit). The
+ * accept loop spawns each into it; with --max-conns of them open, weft_group_spawn
+ * waits for one to close, so the loop stops accepting (new clients wait in the kernel's
+ * backlog). The loop also reads the results of the connections that ended (the group
+ * keeps each until then).
+ *
+ * Shutdown on SIGINT or SIGTERM: idle connections close at once, a request being served
+ * is finished, within --grace-ms (default 5000):
  *   1. main blocks both signals before the runtime starts its threads (which inherit the
  *      mask), so they reach only main's sigwait. main is the plain (non-worker) thread
  *      that stops the server: that way no other thread is inside weft while
  *      weft_runtime_destroy runs;
- *   2. main, under registry_lock, sets `stopping`, closes the listening socket with
- *      weft_fd_close (the accept loop wakes with -ECANCELED and returns) and shuts down
- *      the reading side of every open connection (shutdown(SHUT_RD)): a task waiting for
- *      a request reads end-of-file and closes;
- *   3. a task busy with a request answers it, then every complete request already in its
- *      buffer (the last reply says "Connection: close"), and reads no further request;
- *   4. weft_runtime_destroy waits for every task, then returns.
- * The accept loop registers a new connection under the same lock and closes it if
- * `stopping` is set: a connection is either shut down in step 2 or never served. A task
- * unregisters before it closes its fd, so step 2 never touches a closed (or reused) fd.
+ *   2. main cancels the accept loop (weft_cancel: its accept, or its spawn waiting for a
+ *      slot, returns -ECANCELED), joins it and closes the listening socket;
+ *   3. main sets the grace deadline and cancels every connection (weft_group_cancel).
+ *      A connection waiting for its next request (none of it read yet) gets -ECANCELED
+ *      from weft_read and closes. One in the middle of a request takes the -ECANCELED
+ *      of its next wait as the start of its drain: it shields itself
+ *      (weft_cancel_shield) and goes on, answers that request and any complete one
+ *      already buffered, the last with "Connection: close", and closes. Every wait
+ *      from then on ends by the grace deadline: a request not answered by then is
+ *      dropped and its connection closed;
+ *   4. weft_group_destroy waits for every connection, weft_runtime_destroy for the
+ *      runtime.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -49,60 +61,53 @@
 
 #include <weft.h>
 
-#define HEAD_LIMIT       8192      /* request line and headers; more is 431 */
-#define BODY_LIMIT       (1 << 20) /* a body read and thrown away; more is 413 */
-#define SLEEP_LIMIT_MS   60000     /* the most /sleep?ms= accepts */
+#define HEAD_LIMIT       8192                 /* request line and headers; more is 431 */
+#define BODY_LIMIT       (1 << 20)            /* a body read and thrown away; more is 413 */
+#define SLEEP_LIMIT_MS   60000                /* the most /sleep?ms= accepts */
 #define WRITE_TIMEOUT_NS (10 * 1000000000ull) /* a reply not sent in 10 s: client gone */
 
 static uint64_t idle_timeout_ns = 30 * 1000000000ull; /* --idle-timeout; 0: none */
 
-/* ---- Open connections, for the shutdown (steps 2 and 3 above) ----------------------- */
+/* ---- Connections and the shutdown (steps 2 and 3 above) ---------------------------- */
 
 struct connection {
     int fd;
-    struct connection *prev, *next; /* in `registry`, under registry_lock */
-    size_t start, end;              /* the bytes not yet consumed: buf[start, end) */
-    size_t scanned;                 /* of those, how many hold no "\r\n\r\n" */
+    bool draining;     /* cancelled in the middle of a request: shielded (step 3) */
+    size_t start, end; /* the bytes not yet consumed: buf[start, end) */
+    size_t scanned;    /* of those, how many hold no "\r\n\r\n" */
     char buf[HEAD_LIMIT];
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct connection *registry; /* every open connection, under registry_lock */
-static atomic_bool stopping;        /* set once, under registry_lock */
-static atomic_int exit_status;      /* 1 if the accept loop failed */
+static weft_group *connections;                        /* every connection task */
+static _Atomic uint64_t grace_deadline = WEFT_FOREVER; /* set by main in step 3 */
+static atomic_int exit_status;                         /* 1 if the accept loop failed */
 
-static bool register_connection(struct connection *c) {
-    pthread_mutex_lock(&registry_lock);
-    bool ok = !atomic_load(&stopping);
-    if (ok) {
-        c->prev = NULL;
-        c->next = registry;
-        if (registry)
-            registry->prev = c;
-        registry = c;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    return ok;
+/* The deadline for a wait inside a request: d, or the grace deadline once shutdown has
+ * set one, whichever is sooner. */
+static uint64_t within_grace(uint64_t d) {
+    uint64_t grace = atomic_load(&grace_deadline);
+    return d < grace ? d : grace;
 }
 
-static void unregister_connection(struct connection *c) {
-    pthread_mutex_lock(&registry_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        registry = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&registry_lock);
+/* Called when a wait inside a request returned -ECANCELED or fell short: if the task was
+ * cancelled (shutdown has begun, step 3) and is not yet draining, it shields itself, so
+ * that it can finish the request, and returns true: do the wait again (its deadline is
+ * now within the grace). */
+static bool start_draining(struct connection *c) {
+    if (c->draining || !weft_cancelled())
+        return false;
+    c->draining = true;
+    weft_cancel_shield(1);
+    return true;
 }
 
-static void stop_server(int listen_fd) {
-    pthread_mutex_lock(&registry_lock);
-    atomic_store(&stopping, true);
-    weft_fd_close(listen_fd);
-    for (struct connection *c = registry; c; c = c->next)
-        shutdown(c->fd, SHUT_RD);
-    pthread_mutex_unlock(&registry_lock);
+/* weft_read of part of a request (see start_draining). */
+static ssize_t read_in_request(struct connection *c, void *buf, size_t len, uint64_t deadline) {
+    ssize_t got;
+    do
+        got = weft_read(c->fd, buf, len, within_grace(deadline));
+    while (got == -ECANCELED && start_draining(c));
+    return got;
 }
 
 /* ---- Parsing ------------------------------------------------------------------------ */
@@ -191,8 +196,8 @@ static int parse_request(const char *p, size_t n, struct request *req) {
     else
         return 505;
     req->keep_alive = !req->http_1_0;
-    req->route = parse_target(p, (size_t)(sp1 - p), sp1 + 1, (size_t)(sp2 - sp1 - 1),
-                              &req->sleep_ms);
+    req->route =
+        parse_target(p, (size_t)(sp1 - p), sp1 + 1, (size_t)(sp2 - sp1 - 1), &req->sleep_ms);
 
     for (const char *line = eol + 2; line < end; line = eol + 2) {
         eol = memchr(line, '\r', (size_t)(end - line + 1));
@@ -224,23 +229,25 @@ static int parse_request(const char *p, size_t n, struct request *req) {
 
 /* ---- Reading and writing ------------------------------------------------------------ */
 
-/* Waits until a complete request head is buffered (reading more unless `stopping`) and
- * parses it. Returns 0 and fills *req, an HTTP status to answer before closing, or -1:
- * close without a reply (end of file, idle timeout, an error, shutting down). */
+/* Waits until a complete request head is buffered and parses it. Returns 0 and fills
+ * *req, an HTTP status to answer before closing, or -1: close without a reply (end of
+ * file, idle timeout, an error, cancelled while idle). */
 static int read_request(struct connection *c, struct request *req) {
     uint64_t deadline = idle_timeout_ns ? weft_now() + idle_timeout_ns : WEFT_FOREVER;
     size_t n;
     while ((n = head_length(c)) == 0) {
         if (c->end - c->start == HEAD_LIMIT)
             return 431;
-        if (atomic_load(&stopping))
-            return -1;
         if (c->start > 0) { /* move a partial request to the front */
             memmove(c->buf, c->buf + c->start, c->end - c->start);
             c->end -= c->start;
             c->start = 0;
         }
-        ssize_t got = weft_read(c->fd, c->buf + c->end, HEAD_LIMIT - c->end, deadline);
+        ssize_t got;
+        if (c->end == 0) /* idle: a cancel (shutdown) closes the connection */
+            got = weft_read(c->fd, c->buf, HEAD_LIMIT, deadline);
+        else /* part of a request is here: it will be served */
+            got = read_in_request(c, c->buf + c->end, HEAD_LIMIT - c->end, deadline);
         if (got <= 0)
             return -1;
         c->end += (size_t)got;
@@ -262,7 +269,7 @@ static bool skip_body(struct connection *c, uint64_t length) {
         if (length == 0)
             return true;
         c->start = c->end = 0;
-        ssize_t got = weft_read(c->fd, c->buf, HEAD_LIMIT, deadline);
+        ssize_t got = read_in_request(c, c->buf, HEAD_LIMIT, deadline);
         if (got <= 0)
             return false;
         c->end = (size_t)got;
@@ -284,6 +291,7 @@ static const char *http_date(void) {
 }
 
 static const char *reason(int status) {
+    /* clang-format off */
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
@@ -294,6 +302,7 @@ static const char *reason(int status) {
     case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
+    /* clang-format on */
 }
 
 static bool send_reply(struct connection *c, int status, const char *body, bool keep_alive,
@@ -308,20 +317,42 @@ static bool send_reply(struct connection *c, int status, const char *body, bool 
                             : http_1_0  ? "Connection: keep-alive\r\n"
                                         : "");
     struct iovec iov[2] = {{head, (size_t)head_len}, {(void *)body, body_len}};
-    ssize_t sent = weft_writev(c->fd, iov, 2, weft_now() + WRITE_TIMEOUT_NS);
-    return sent == (ssize_t)((size_t)head_len + body_len);
+    size_t left = (size_t)head_len + body_len;
+    uint64_t deadline = weft_now() + WRITE_TIMEOUT_NS;
+    ssize_t sent;
+    do { /* weft_writev advances iov past what it wrote (weft.h): a retry writes the rest */
+        sent = weft_writev(c->fd, iov, 2, within_grace(deadline));
+        if (sent > 0)
+            left -= (size_t)sent;
+    } while (left > 0 && start_draining(c));
+    return left == 0;
+}
+
+/* GET /sleep: the request's work, a wait like the others (see start_draining). False
+ * if the grace deadline came first. */
+static bool sleep_in_request(struct connection *c, unsigned ms) {
+    uint64_t until = weft_now() + (uint64_t)ms * 1000000u;
+    int rc;
+    do
+        rc = weft_sleep_until(within_grace(until));
+    while (rc == -ECANCELED && start_draining(c));
+    return rc == 0 && weft_now() >= until;
 }
 
 /* ---- Tasks -------------------------------------------------------------------------- */
 
 /* Closing a socket with unread bytes makes the kernel send a reset, which can destroy our
  * last reply before the client reads it. So when we close first: say we are done writing,
- * then read and drop what the client still sends, until it closes (or for 1 s at most). */
+ * then read and drop what the client still sends, until it closes (or for 1 s at most, or
+ * until the grace deadline). A cleanup step that waits: shielded, so that a cancel does
+ * not cut it short (asyncio.shield). */
 static void close_gently(struct connection *c) {
+    int old = weft_cancel_shield(1);
     shutdown(c->fd, SHUT_WR);
-    uint64_t deadline = weft_now() + 1000000000ull;
+    uint64_t deadline = within_grace(weft_now() + 1000000000ull);
     while (weft_read(c->fd, c->buf, HEAD_LIMIT, deadline) > 0)
         ;
+    weft_cancel_shield(old);
 }
 
 static void *serve_connection(void *arg) {
@@ -340,57 +371,67 @@ static void *serve_connection(void *arg) {
             break;
         const char *body = "Hello, World!";
         if (req.route == ROUTE_SLEEP) {
-            weft_sleep_ms(req.sleep_ms);
+            if (!sleep_in_request(c, req.sleep_ms))
+                break; /* shutdown's grace deadline came first: drop it */
             body = "slept\n";
         } else if (req.route == ROUTE_NOT_FOUND) {
             status = 404;
             body = "not found\n";
         }
         /* Shutting down: answer what is buffered, the last reply saying "close". */
-        keep_alive = req.keep_alive && !(atomic_load(&stopping) && head_length(c) == 0);
+        keep_alive = req.keep_alive && !(weft_cancelled() && head_length(c) == 0);
         if (!send_reply(c, status ? status : 200, body, keep_alive, req.http_1_0))
             break;
         we_close = !keep_alive;
     }
     if (we_close)
         close_gently(c);
-    unregister_connection(c);
     weft_fd_close(c->fd);
     free(c);
     return NULL;
 }
 
-static void start_connection(int fd) {
+/* Serves fd in a new member of `connections`; waits for a slot while --max-conns
+ * connections are open. Returns 0, or -ECANCELED (the accept loop was cancelled while it
+ * waited: fd is closed). */
+static int start_connection(int fd) {
     struct connection *c = malloc(sizeof *c);
-    weft_task *t = NULL;
+    int rc = -ENOMEM;
     if (c) {
         c->fd = fd;
+        c->draining = false;
         c->start = c->end = c->scanned = 0;
-        if (register_connection(c)) {
-            t = weft_spawn(serve_connection, c);
-            if (!t)
-                unregister_connection(c);
-        }
+        rc = weft_group_spawn(connections, serve_connection, c);
     }
-    if (!t) { /* shutting down, or out of memory or tasks: refuse this one */
+    if (rc != 0) { /* cancelled, or out of memory or tasks: refuse this one */
         weft_fd_close(fd);
         free(c);
-        return;
     }
-    weft_detach(t);
+    return rc == -ECANCELED ? rc : 0;
+}
+
+/* Reads (and drops) the results of the connections that have ended: the group keeps a
+ * finished member until then. Never waits (a deadline already past). A member that
+ * could not start (-ENOMEM: no stack) never ran, and its connection is lost. */
+static void reap_connections(void) {
+    int rc;
+    while ((rc = weft_group_next(connections, NULL, 0)) == 0 || rc == -ENOMEM)
+        ;
 }
 
 static void *accept_loop(void *arg) {
     int listen_fd = (int)(intptr_t)arg;
     for (;;) {
+        reap_connections();
         int fd = weft_accept(listen_fd, NULL, NULL, WEFT_FOREVER);
-        if (fd >= 0)
-            start_connection(fd);
-        else if (atomic_load(&stopping)) /* -ECANCELED: main closed the socket */
+        if (fd >= 0) {
+            if (start_connection(fd) == -ECANCELED)
+                return NULL;
+        } else if (fd == -ECANCELED) { /* main cancelled us (step 2) */
             return NULL;
-        else if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
+        } else if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
             weft_sleep_ms(10); /* out of fds or memory: let connections close, retry */
-        else if (fd != -ECONNABORTED && fd != -EINTR) {
+        } else if (fd != -ECONNABORTED && fd != -EINTR) {
             fprintf(stderr, "http_server: accept: %s\n", strerror(-fd));
             atomic_store(&exit_status, 1);
             kill(getpid(), SIGTERM); /* main's sigwait takes it and shuts down */
@@ -404,10 +445,15 @@ static void *accept_loop(void *arg) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: http_server [--host H] [--port N] [--workers N] [--idle-timeout S]\n"
+            "                   [--max-conns N] [--grace-ms MS]\n"
             "  --host H          address to listen on (default 127.0.0.1)\n"
             "  --port N          port (default 8080; 0: an ephemeral port, printed)\n"
             "  --workers N       worker threads (default 0: one per CPU)\n"
             "  --idle-timeout S  close a connection idle for S seconds (default 30; 0: never)\n"
+            "  --max-conns N     serve at most N connections at once; more wait to be\n"
+            "                    accepted (default 10000; 0: no limit)\n"
+            "  --grace-ms MS     on SIGINT or SIGTERM, idle connections close at once and\n"
+            "                    requests in progress get MS ms to finish (default 5000)\n"
             "Prints \"listening on HOST:PORT\" once ready; stops on SIGINT or SIGTERM.\n");
 }
 
@@ -426,7 +472,7 @@ static unsigned long number_argument(int argc, char **argv, int *i, unsigned lon
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
-    unsigned long port = 8080, workers = 0, idle_s = 30;
+    unsigned long port = 8080, workers = 0, idle_s = 30, max_conns = 10000, grace_ms = 5000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -439,6 +485,10 @@ int main(int argc, char **argv) {
             workers = number_argument(argc, argv, &i, WEFT_MAX_WORKERS);
         } else if (strcmp(argv[i], "--idle-timeout") == 0) {
             idle_s = number_argument(argc, argv, &i, 86400);
+        } else if (strcmp(argv[i], "--max-conns") == 0) {
+            max_conns = number_argument(argc, argv, &i, WEFT_MAX_MAX_TASKS);
+        } else if (strcmp(argv[i], "--grace-ms") == 0) {
+            grace_ms = number_argument(argc, argv, &i, 3600000);
         } else {
             fprintf(stderr, "http_server: unknown argument: %s\n", argv[i]);
             usage(stderr);
@@ -459,6 +509,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "http_server: weft_runtime_create: %s\n", strerror(-rc));
         return 1;
     }
+    rc = weft_group_create(&connections);
+    if (rc != 0) {
+        fprintf(stderr, "http_server: weft_group_create: %s\n", strerror(-rc));
+        weft_runtime_destroy(rt);
+        return 1;
+    }
+    weft_group_set_limit(connections, max_conns);
     int listen_fd = weft_tcp_listen(host, (unsigned)port, 0);
     weft_task *acceptor = NULL;
     if (listen_fd < 0)
@@ -469,10 +526,10 @@ int main(int argc, char **argv) {
     if (!acceptor) {
         if (listen_fd >= 0)
             weft_fd_close(listen_fd);
+        weft_group_destroy(connections);
         weft_runtime_destroy(rt);
         return 1;
     }
-    weft_detach(acceptor);
     bool ipv6 = strchr(host, ':') != NULL;
     printf("listening on %s%s%s:%d\n", ipv6 ? "[" : "", host, ipv6 ? "]" : "",
            weft_socket_port(listen_fd));
@@ -480,8 +537,13 @@ int main(int argc, char **argv) {
 
     int signal_number;
     sigwait(&signals, &signal_number);
-    stop_server(listen_fd);       /* step 2 */
-    rc = weft_runtime_destroy(rt); /* step 4: waits for the connections to finish */
+    weft_cancel(acceptor); /* step 2 */
+    weft_join(acceptor, NULL);
+    weft_fd_close(listen_fd);
+    atomic_store(&grace_deadline, weft_now() + grace_ms * 1000000ull); /* step 3 */
+    weft_group_cancel(connections);
+    weft_group_destroy(connections); /* step 4: waits for every connection */
+    rc = weft_runtime_destroy(rt);
     if (rc != 0)
         fprintf(stderr, "http_server: weft_runtime_destroy: %s\n", strerror(-rc));
     return rc != 0 ? 1 : atomic_load(&exit_status);

@@ -561,12 +561,15 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
  * to its end, and its result is joined as usual. The cancellation points are the calls
  * that may wait: weft_sleep_until and weft_sleep_ms, weft_join and weft_join_until,
  * weft_fd_wait, weft_read, weft_write, weft_writev, weft_accept, weft_connect,
- * weft_tcp_connect, weft_chan_send and weft_chan_recv, weft_select, weft_cond_wait,
+ * weft_tcp_connect, weft_tcp_listen, weft_chan_send and weft_chan_recv, weft_select,
+ * weft_cond_wait,
  * weft_sem_acquire, weft_waitgroup_wait, weft_event_wait, weft_mutex_lock_until,
  * weft_group_next, weft_group_wait, and weft_group_spawn when it has to wait for a
  * slot. Not: weft_mutex_lock (as pthread_mutex_lock is not), weft_yield, the try_
  * calls, weft_group_destroy. Only tasks are cancelled: a plain thread's waits never
- * return -ECANCELED.
+ * return -ECANCELED for a cancellation. (-ECANCELED also reports an fd closed under a
+ * wait by weft_fd_close, to tasks and threads alike, as round 1 fixed it: a loop that
+ * must tell the two apart asks weft_cancelled().)
  *
  * A cancel that races the event a call waits for is decided once: either the event
  * won (the call returns as if there had been no cancel: a received element is
@@ -579,16 +582,21 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
  * only it frees): its first cancellation point returns -ECANCELED. A task that runs a
  * blocking-pool call (weft_spawn_blocking) is the call: the call runs to its end (a
  * thread cannot be interrupted safely), and its handle joins with the call's result.
- * If a joiner runs the joined task inline (WEFT_CONFIG_NO_INLINE_JOIN above), that task
- * is part of the joiner's call to weft_join: cancelling the joiner cancels it too (as
- * cancelling an asyncio task cancels the task it awaits), and the join returns the
- * task's result once it has returned.
+ *
+ * A join carries the cancel on: a weft_join (or weft_join_until) that returns
+ * -ECANCELED has cancelled the task it joins, as cancelling an asyncio task cancels the
+ * task it awaits (the handle stays valid: join it again, shielded, to wait for the
+ * end). If the joiner was running that task inline (WEFT_CONFIG_NO_INLINE_JOIN above),
+ * the task is cancelled the same way, but being on the joiner's stack it must return
+ * before the join can: the join then returns its result (0), and the joiner's next
+ * cancellation point returns -ECANCELED. Either way the joined task's fate is the same.
  */
 
 /* Requests cancellation of t; any thread, any number of times. 0 (also for a task that
- * has finished, where it has no effect), or -EINVAL: t is NULL, or was detached (its
- * handle is no longer the caller's). Like weft_detach, it is safe against a join of t
- * that races it; a call after the handle was consumed is undefined. */
+ * has finished, where it has no effect), or -EINVAL: t is NULL, or (when it can still be
+ * seen) detached, its handle no longer the caller's. Like weft_detach, it is safe
+ * against a join of t that races it, and never acts on a task spawned into the object
+ * later; a call that starts after the handle was consumed is undefined. */
 WEFT_API int weft_cancel(weft_task *t);
 
 /* 1 if the calling task has been cancelled (whether or not shielded), 0 if not or
@@ -615,8 +623,11 @@ WEFT_API int weft_cancel_shield(int on);
  * Cancellation of a group is sticky, like a task's: after weft_group_cancel (or once
  * weft_group_destroy has begun) a member spawned into the group starts cancelled. A
  * group may be used from any number of tasks and threads, and its members may run on
- * several runtimes; weft_group_destroy must come last, and each runtime must outlive
- * its members in it (weft_runtime_destroy waits for them, as for any task).
+ * several runtimes; weft_group_destroy must come last. A member's task, and its result
+ * until read, belong to the runtime it ran on: destroy (or empty, by weft_group_wait) a
+ * group before destroying a runtime its members ran on, and make no call on the group
+ * while such a runtime is being destroyed (weft_runtime_destroy waits for the members
+ * to finish, not for their results to be read).
  */
 typedef struct weft_group weft_group; /* opaque */
 
@@ -625,10 +636,13 @@ WEFT_API int weft_group_create(weft_group **out);
 
 /* Spawns fn(arg) into g, in the current task's runtime. With a limit set and that many
  * members running, first waits for a slot (first come, first served; a cancellation
- * point). 0, or: -EINVAL (g or fn NULL), -EPERM (no current task: use
- * weft_group_spawn_on), -EAGAIN (max_tasks tasks are alive), -ENOMEM, -ECANCELED (the
- * caller was cancelled while it waited for a slot). On an error nothing was spawned and
- * arg is still the caller's. */
+ * point), holding nothing meanwhile. 0, or: -EINVAL (g or fn NULL), -EPERM (no current
+ * task: use weft_group_spawn_on), -EAGAIN (max_tasks tasks are alive), -ENOMEM,
+ * -ESHUTDOWN (the runtime is being destroyed), -ECANCELED (the caller was cancelled
+ * while it waited for a slot). On an error nothing was spawned and arg is still the
+ * caller's. A member that cannot start at all (no stack could be mapped) never runs:
+ * weft_group_next reports it with -ENOMEM, and its arg is lost to it (as with
+ * weft_join); a caller whose arg owns resources keeps a reference of its own. */
 WEFT_API int weft_group_spawn(weft_group *g, weft_fn fn, void *arg);
 /* Likewise in rt, from any thread (a thread that is not a task waits for a slot by
  * blocking). -EINVAL also for rt NULL. */
@@ -644,7 +658,8 @@ WEFT_API int weft_group_set_limit(weft_group *g, size_t max_running);
  * no stack could be mapped; it is consumed, *result is NULL); -ECHILD (no member is
  * left: none running and no result unread); -ETIMEDOUT, -ECANCELED (nothing taken);
  * -EINVAL (g NULL). Several callers may wait at once: each finished member goes to one
- * of them. */
+ * of them. A member may read its group's results; it counts as running itself, so the
+ * last member left waiting in weft_group_next waits until its deadline. */
 WEFT_API int weft_group_next(weft_group *g, void **result, uint64_t deadline_ns);
 
 /* Waits until no member runs, then drops every unread result (weft_group_next then

@@ -10,12 +10,15 @@
 # Exit status 0 unless something unexpected broke (bad usage, OUTDIR not writable).
 #
 # Offline: no peer fetches anything at build time. Tokio builds against the crates of
-# Debian's librust-tokio-dev (/usr/share/cargo/registry, see tokio/.cargo/config.toml).
+# Debian's librust-tokio-dev (/usr/share/cargo/registry, see tokio/.cargo/config.toml),
+# Go against golang.org/x/sync from Debian's golang-golang-x-sync-dev
+# (/usr/share/gocode, a replace directive in go/go.mod).
 #
-# Missing Debian packages (golang-go, librust-tokio-dev, cargo when no cargo is on
-# PATH, libboost-fiber-dev, libboost-context-dev, libtbb-dev) are installed with
-# apt-get (through sudo when not root; tools/lib/common.sh), apt-get's output going to
-# OUTDIR/peers-build/apt.log; --no-install-deps (or PEERS_INSTALL=0) turns that off.
+# Missing Debian packages (golang-go, golang-golang-x-sync-dev, librust-tokio-dev,
+# cargo when no cargo is on PATH, libboost-fiber-dev, libboost-context-dev, libtbb-dev)
+# are installed with apt-get (through sudo when not root; tools/lib/common.sh),
+# apt-get's output going to OUTDIR/peers-build/apt.log; --no-install-deps (or
+# PEERS_INSTALL=0) turns that off.
 # tools/bench installs the packages of the peers it runs itself and passes
 # --no-install-deps.
 #
@@ -60,6 +63,7 @@ CXX=${CXX:-g++}
 GO=${GO:-go}
 CFLAGS_PEER=(-O2 -DNDEBUG -Wall -Wextra)
 TOKIO_REGISTRY=/usr/share/cargo/registry
+GO_X_SYNC=/usr/share/gocode/src/golang.org/x/sync # go/go.mod's replace directive
 
 skip() { rm -f "$OUT/peer-$1"; echo "skipped: $1: $2"; }
 built() { echo "built: $1: $2"; echo "$1: $2" >> "$VERSIONS"; }
@@ -89,6 +93,7 @@ find_cargo() {
 if ((install_deps)); then
     want=()
     have "$GO" || want+=(golang-go)
+    [ -d "$GO_X_SYNC/errgroup" ] || want+=(golang-golang-x-sync-dev)
     pkg_installed librust-tokio-dev || want+=(librust-tokio-dev)
     [ -n "$(find_cargo)" ] || want+=(cargo)
     pkg_installed libboost-fiber-dev || want+=(libboost-fiber-dev)
@@ -104,6 +109,10 @@ fi
 # ---- Go -------------------------------------------------------------------------
 build_go() {
     if ! have "$GO"; then skip go "no go toolchain (Debian package golang-go)"; return; fi
+    if [ ! -d "$GO_X_SYNC/errgroup" ]; then
+        skip go "no golang.org/x/sync in $GO_X_SYNC (Debian package golang-golang-x-sync-dev)"
+        return
+    fi
     local ver
     ver=$("$GO" version 2> /dev/null | awk '{print $3}')
     if (cd "$HERE/go" && GOCACHE="$BUILD/go-cache" GOFLAGS=-buildvcs=false GO111MODULE=on \

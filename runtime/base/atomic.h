@@ -86,6 +86,16 @@ static inline void weft__atomic_fence_full(void) {
     (void)AO_fetch_and_add_full(&fence_word, 0);
 #endif
 }
+/* After a full-barrier read-modify-write, a store-load barrier for a later acquire load
+ * of another word, where the RMW alone may not be one: nothing on x86-64 (a `lock`ed
+ * instruction is a full barrier); `dmb ish` on AArch64, where an LDAXR/STLXR loop orders
+ * a later load only if that load is an RCsc acquire (LDAR), and gcc may emit the RCpc
+ * LDAPR for acquire loads (+rcpc). */
+static inline void weft__atomic_fence_after_rmw(void) {
+#if defined(__aarch64__) && !defined(WEFT__TSAN)
+    AO_nop_full();
+#endif
+}
 /* Returns the value seen; the swap happened when that equals `expected`. */
 static inline AO_t weft__atomic_cas_full(weft__atomic_word *p, AO_t expected, AO_t desired) {
     return AO_fetch_compare_and_swap_full(p, expected, desired);

@@ -216,7 +216,12 @@ static weft_task *spawn_blocking(weft_runtime *rt, weft_fn fn, void *arg, bool f
         int saved = errno;
         weft__free(call, sizeof(*call));
         errno = saved;
+        return NULL;
     }
+    /* Never inline: the carrier's wait is not cancellable, and a joiner running it on its
+     * own stack could not return on a cancel (found by a cold review: weft_tcp_connect
+     * waited out getaddrinfo). Only the handle's holder, us, could run it inline. */
+    t->no_inline = true;
     return t;
 }
 

@@ -53,8 +53,9 @@
  *        run yet).                                      and a wake (as CANCEL-1); and on
  *   (CANCEL-I3) C returned (or J declined to run        down the chain if C runs a child
  *        it): inline_child := 0, then a full            inline; then cancel_pins -= 1
- *        barrier (C's completion CAS, or an RMW         (release).
- *        on cancel_pins when declining).
+ *        barrier (C's completion CAS and a fence        (release). Tasks it must
+ *        where an RMW is not one, or an RMW on          schedule are queued only after
+ *        cancel_pins when declining).                   the unpin (mark_and_wake).
  *   (CANCEL-I4) wait until cancel_pins is 0
  *        (acquire); only then may C be freed.
  *
@@ -89,55 +90,51 @@ int weft__cancel_point(void) {
     return self && weft__cancel_pending(self) ? -ECANCELED : 0;
 }
 
-/* Notes that `queued` has a task we queued and must wake a worker of (as
- * weft__wait_deliver does; wait.h). The caller keeps `queued` alive until here. */
-static void note_queued(weft__wake_batch *batch, weft_runtime *queued) {
-    weft__worker *w = weft__worker_current();
-    bool ours = w && w->runtime == queued;
-    if (batch->runtime == queued)
-        return;
-    if (batch->runtime == NULL) {
-        batch->runtime = queued;
-        batch->pinned = !ours;
-        if (!ours)
-            weft__runtime_foreign_enter(queued);
-        return;
-    }
-    /* A second runtime in one batch (rare): this one at once. */
-    weft__worker_notify(queued);
-}
-
 /* One CAS on t's state: sets `bits` and wakes t as weft__task_wake does (clears PARKED,
- * or sets NOTIFIED). False if t had completed, or has another generation (when
- * `generation` is not 0), or had every bit already (woken then). */
-static bool mark_and_wake(weft_task *t, AO_t generation, AO_t bits, weft__wake_batch *batch) {
+ * or sets NOTIFIED). A t whose PARKED it cleared is appended to `to_schedule` (its link
+ * is free: a parked task is in no queue), to be scheduled by weft__cancel_schedule once
+ * the caller holds nothing (a lock, a pin): until then t cannot run, so it cannot
+ * finish or be freed. Returns false if t had completed, or has another generation (when
+ * `generation` is not 0), or needed nothing: CANCELLED already set (that cancel woke it),
+ * or, for the hint, set and a wake-up already pending. The hint decides nothing by
+ * itself (the chain walk does), so a hint already set still wakes: a later cancel up
+ * the chain may make the walk true (found by a cold review: a child hinted under a
+ * shielded host slept through its joiner's cancel). */
+static bool mark_and_wake(weft_task *t, AO_t generation, AO_t bits, weft__fifo *to_schedule) {
     AO_t s = weft__atomic_load_relaxed(&t->state); /* a first guess for the CAS */
+    AO_t next;
     for (;;) {
         if (generation && (s & WEFT__TASK_GENERATION_MASK) != generation)
             return false; /* consumed and reused: not the task the caller meant */
-        if ((s & WEFT__TASK_COMPLETE) || (s & bits) == bits)
+        if (s & WEFT__TASK_COMPLETE)
             return false;
-        AO_t next = s | bits;
+        if ((bits & WEFT__TASK_CANCELLED) && (s & WEFT__TASK_CANCELLED))
+            return false;
+        next = s | bits;
         if (s & WEFT__TASK_PARKED)
             next &= ~(AO_t)WEFT__TASK_PARKED;
         else
             next |= WEFT__TASK_NOTIFIED;
+        if (next == s)
+            return false; /* the hint is there and a wake-up pending */
         /* Full: pairs with WAKE-P1/P2 on the same word, as weft__task_wake's CAS. */
         AO_t seen = weft__atomic_cas_full(&t->state, s, next);
         if (seen == s)
             break;
         s = seen;
     }
-    if (s & WEFT__TASK_PARKED) { /* we cleared PARKED: it is ours to schedule */
-        weft__worker_schedule_quiet(t->runtime, t);
-        note_queued(batch, t->runtime);
-    }
+    if (s & WEFT__TASK_PARKED) /* we cleared PARKED: it is ours to schedule */
+        weft__fifo_push(to_schedule, &t->link);
     return true;
 }
 
 /* (CANCEL-3, CANCEL-4) Gives the hint to the task `host` runs inline now, if any, and
- * wakes it; and on down the chain. The pin keeps the child alive. */
-static void hint_inline_children(weft_task *host, weft__wake_batch *batch) {
+ * wakes it; and on down the chain. `generation`: host's, when the caller holds only a
+ * handle (0: the caller keeps host alive by other means). The pin keeps the child
+ * alive; the re-read of host's state after the child's load proves the child is that
+ * incarnation's (a child is published after its host's generation was set, so a host
+ * reused meanwhile shows another generation). */
+static void hint_inline_children(weft_task *host, AO_t generation, weft__fifo *to_schedule) {
     uint64_t chaos = host->runtime->chaos_seed;
     (void)chaos;
     /* (CANCEL-3) Full: pairs with CANCEL-I4's load (store-then-load on both sides). */
@@ -145,13 +142,30 @@ static void hint_inline_children(weft_task *host, weft__wake_batch *batch) {
     WEFT__CHAOS_POINT(chaos, "CANCEL-3");
     /* (CANCEL-4) Acquire: the child's fields as the joiner published them (CANCEL-I1). */
     weft_task *child = (weft_task *)weft__atomic_load_acquire(&host->inline_child);
-    if (child) {
-        mark_and_wake(child, 0, WEFT__TASK_HOST_CANCELLED, batch);
+    AO_t s = weft__atomic_load_acquire(&host->state);
+    if (child && !(s & WEFT__TASK_COMPLETE) &&
+        (!generation || (s & WEFT__TASK_GENERATION_MASK) == generation)) {
+        mark_and_wake(child, 0, WEFT__TASK_HOST_CANCELLED, to_schedule);
         WEFT__CHAOS_POINT(chaos, "CANCEL-4");
-        hint_inline_children(child, batch);
+        hint_inline_children(child, 0, to_schedule);
     }
     /* Release: our touches of the child come before J's CANCEL-I4 sees the pin gone. */
     weft__atomic_fetch_add_release(&host->cancel_pins, (AO_t)-1);
+}
+
+void weft__cancel_schedule(weft__fifo *to_schedule) {
+    weft__link *l;
+    while ((l = weft__fifo_pop(to_schedule))) {
+        weft_task *t = weft__container_of(l, weft_task, link);
+        weft_runtime *rt = t->runtime;
+        /* Pin a runtime we are not a worker of (RT-D4): once queued, t may finish and its
+         * runtime be destroyed before the wake-up of a worker. t is alive until we queue
+         * it, so its runtime is too. */
+        bool foreign = weft__runtime_enter_if_foreign(rt);
+        weft__worker_schedule(rt, t);
+        if (foreign)
+            weft__runtime_foreign_leave(rt);
+    }
 }
 
 bool weft__cancel_pending_chain(weft_task *t) {
@@ -166,18 +180,18 @@ bool weft__cancel_pending_chain(weft_task *t) {
 }
 
 void weft__cancel_give_hint(weft_task *child) {
-    /* (CANCEL-I2) The child has not run: nothing to schedule, no worker to wake. */
-    weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
-    mark_and_wake(child, 0, WEFT__TASK_HOST_CANCELLED, &batch);
-    weft__wake_batch_finish(&batch);
+    /* (CANCEL-I2) The child has not run: nothing to schedule. */
+    weft__fifo none;
+    weft__fifo_init(&none);
+    mark_and_wake(child, 0, WEFT__TASK_HOST_CANCELLED, &none);
 }
 
-void weft__cancel_task(weft_task *t, AO_t generation, weft__wake_batch *batch) {
+void weft__cancel_task(weft_task *t, AO_t generation, weft__fifo *to_schedule) {
     /* (CANCEL-1) */
-    if (!mark_and_wake(t, generation, WEFT__TASK_CANCELLED, batch))
+    if (!mark_and_wake(t, generation, WEFT__TASK_CANCELLED, to_schedule))
         return; /* finished (no effect), reused, or cancelled already (woken then) */
     WEFT__CHAOS_POINT(t->runtime->chaos_seed, "CANCEL-1");
-    hint_inline_children(t, batch);
+    hint_inline_children(t, generation, to_schedule);
 }
 
 WEFT_API int weft_cancel(weft_task *t) {
@@ -191,9 +205,10 @@ WEFT_API int weft_cancel(weft_task *t) {
     /* A foreign call (RT-D4): the task may finish and its runtime go away between our
      * scheduling it and the wake-up of a worker. */
     bool foreign = weft__runtime_enter_if_foreign(rt);
-    weft__wake_batch batch = WEFT__WAKE_BATCH_INIT;
-    weft__cancel_task(t, s & WEFT__TASK_GENERATION_MASK, &batch);
-    weft__wake_batch_finish(&batch);
+    weft__fifo to_schedule;
+    weft__fifo_init(&to_schedule);
+    weft__cancel_task(t, s & WEFT__TASK_GENERATION_MASK, &to_schedule);
+    weft__cancel_schedule(&to_schedule);
     if (foreign)
         weft__runtime_foreign_leave(rt);
     return 0;

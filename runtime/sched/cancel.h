@@ -7,8 +7,8 @@
 #ifndef WEFT__SCHED_CANCEL_H
 #define WEFT__SCHED_CANCEL_H
 
+#include "base/list.h"
 #include "sched/task.h"
-#include "sched/wait.h"
 
 #include <stdbool.h>
 
@@ -46,10 +46,12 @@ static inline void weft__cancel_inherit_hint(weft_task *self, weft_task *child) 
 /* CANCEL-1 (and CANCEL-3, CANCEL-4 for a task that runs a child inline) on t: marks it
  * cancelled and wakes it. `generation`: the generation of t's state word that the caller
  * holds a reference to (task.h), or 0 when the caller keeps t alive by other means (a
- * group, under its lock). A task that has completed is left alone. If the wake-up must
- * schedule t, it is queued without waking a worker, and t's runtime is noted in `batch`
- * (pinned if it is not the caller's): weft__wake_batch_finish wakes one worker later, so
- * that an owner can cancel under its lock and make the system call after it. */
-void weft__cancel_task(weft_task *t, AO_t generation, weft__wake_batch *batch);
+ * group, under its lock). A task that has completed is left alone. Tasks the wake-up
+ * must schedule (t, or a child of it parked inline) are appended to `to_schedule`; the
+ * caller passes it to weft__cancel_schedule once it holds no lock: no system call, no
+ * other lock under the caller's (found by a cold review: a group cancelled its members
+ * under its spin lock, through the injection queue's mutex). */
+void weft__cancel_task(weft_task *t, AO_t generation, weft__fifo *to_schedule);
+void weft__cancel_schedule(weft__fifo *to_schedule);
 
 #endif /* WEFT__SCHED_CANCEL_H */

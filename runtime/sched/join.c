@@ -233,13 +233,25 @@ static bool register_joiner(weft_task *t, AO_t me) {
     }
 }
 
+/* A join that ends with -ECANCELED cancels the task it joined (weft.h): as an inline join
+ * must (the child is part of the joiner's call, cancel.c), so that whether a join ran
+ * inline changes no task's fate. `s`: the state read on entry (its generation). */
+static void cancel_joined(weft_task *t, AO_t s) {
+    weft__fifo to_schedule;
+    weft__fifo_init(&to_schedule);
+    weft__cancel_task(t, s & WEFT__TASK_GENERATION_MASK, &to_schedule);
+    weft__cancel_schedule(&to_schedule);
+}
+
 static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result) {
     weft__worker *w;
     weft_task *self = weft__worker_current_task(&w);
     if (self == t)
         return -EDEADLK;
-    if (self && weft__cancel_pending(self))
-        return -ECANCELED; /* a cancellation point, at once (cancel.c); the handle stays */
+    if (self && weft__cancel_pending(self)) {
+        cancel_joined(t, s); /* a cancellation point, at once (cancel.c); the handle stays */
+        return -ECANCELED;
+    }
     uint64_t chaos = t->runtime->chaos_seed; /* immutable while the handle is ours */
     (void)chaos;
     weft__foreign_waiter waiter;
@@ -290,9 +302,12 @@ static int join_until(weft_task *t, AO_t s, uint64_t deadline_ns, void **result)
             }
             if (tm && weft__timer_fired(tm))
                 break;
-            /* (CANCEL-2) Cancelled while waiting: withdraw as at a deadline. */
-            if ((cancelled = weft__cancel_pending(self)))
+            /* (CANCEL-2) Cancelled while waiting: the child too, then withdraw as at a
+             * deadline (if the child completes meanwhile, its result is returned). */
+            if ((cancelled = weft__cancel_pending(self))) {
+                cancel_joined(t, s);
                 break;
+            }
             weft__worker_suspend_current(WEFT__SWITCH_PARK);
         }
         weft__task_end_wait(self);

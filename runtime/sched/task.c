@@ -51,6 +51,7 @@ weft_task *weft__task_alloc(weft__pool *p) {
      * inline join (cancel.c), so also when it is freed: not reset here. The owner's
      * links are only read while `owner` is set. */
     t->cancel_shield = 0;
+    t->no_inline = false;
     t->parent = 0;
     t->runnable_at = 0;
     t->trace_flow = 0;

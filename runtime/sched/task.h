@@ -67,10 +67,18 @@ enum {
 #define WEFT__TASK_GENERATION_MASK (~(WEFT__TASK_GENERATION_ONE - 1))
 
 struct weft_task;
+/* What an owner's exit hook leaves to be run after the task's completion is published:
+ * run(a, b), if run is set. It must not touch the task. */
+typedef struct weft__task_exit_later {
+    void (*run)(void *a, void *b);
+    void *a, *b;
+} weft__task_exit_later;
+
 /* Called on the worker, after the task's last switch and before its completion is
  * published (worker.c, finish), for a task spawned with an owner (weft__spawn_prepare):
- * the owner learns that the task has finished. It must not block. */
-typedef void (*weft__task_exit_fn)(struct weft_task *t);
+ * the owner learns that the task has finished. It must not block; wake-ups (system
+ * calls) go in *later. */
+typedef void (*weft__task_exit_fn)(struct weft_task *t, weft__task_exit_later *later);
 
 /* What a parked task waits on, for weft_runtime_dump (weft__task_note_wait). */
 typedef enum weft__wait_kind {
@@ -132,6 +140,10 @@ struct weft_task {
      * inline for now, or NULL; set by that joiner before the task runs, read only along
      * the chain of tasks on that one stack. */
     int cancel_shield;
+    /* Never run inline by its joiner (a blocking-pool carrier: its wait is not
+     * cancellable, so a joiner running it inline could not be cancelled). Set by the
+     * spawner before it hands the handle out; read only by the joiner. */
+    bool no_inline;
     struct weft_task *cancel_host;
     weft__atomic_word inline_child;
     weft__atomic_word cancel_pins;

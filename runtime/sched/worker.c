@@ -332,9 +332,12 @@ static void finish(weft__worker *w, weft_task *t) {
     weft__metric_add(&w->tasks_finished, 1);
     /* An owner learns of the end before the completion is published: the owner frees
      * the object only after it has seen COMPLETE (a group: weft_group_next). */
+    weft__task_exit_later later = {NULL, NULL, NULL};
     if (t->on_exit)
-        t->on_exit(t);
+        t->on_exit(t, &later);
     weft__task_complete(w, t);
+    if (later.run)
+        later.run(later.a, later.b);
 }
 
 /* The task's function, in a frame that returns (see WEFT__NO_SANITIZER_FRAME). */
@@ -506,7 +509,7 @@ bool weft__worker_join_inline(weft_task *t) {
     weft__worker *w = weft__worker_current();
     weft_task *self = w->current;
     weft_runtime *rt = w->runtime;
-    if (t->runtime != rt) /* immutable while the handle is ours */
+    if (t->runtime != rt || t->no_inline) /* immutable while the handle is ours */
         return false;
     if (weft__chaos_one_in(&w->chaos, 4)) /* chaos: take the parking path instead */
         return false;
@@ -562,6 +565,7 @@ bool weft__worker_join_inline(weft_task *t) {
     weft__runtime_task_done(rt, w); /* the slot first, as finish() does */
     weft__metric_add(&w->tasks_finished, 1);
     weft__task_complete_inline(t);
+    weft__atomic_fence_after_rmw(); /* the CAS then CANCEL-I4's load, on Arm too */
     WEFT__CHAOS_POINT(rt->chaos_seed, "CANCEL-I3");
     await_cancellers(self);
     return true;

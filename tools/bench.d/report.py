@@ -41,7 +41,7 @@ END = "<!-- tools/bench: end -->"
 CHART_PLACE = "\0chart"
 
 WORKLOAD_ORDER = ["fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch",
-                  "chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield"]
+                  "chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield", "group_fanout"]
 DISPLAY = {
     "weft": "weft",
     "go": "Go",

@@ -280,7 +280,11 @@ start_server() {
         "${pin_server[@]}" "$NGINX_BIN" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
             -e "$tmp/nginx/error.log" >"$tmp/server.out" 2>"$tmp/server.err" &
     else
-        "${pin_server[@]}" "${SERVER_BIN[$rt]}" --port 0 --workers 1 >"$tmp/server.out" 2>"$tmp/server.err" &
+        # weft's http_server caps its connections (--max-conns, default 10,000): at the fd
+        # limit here, so that --idle up to that limit is served.
+        local cap=()
+        [[ $rt == weft ]] && cap=(--max-conns "$nofile")
+        "${pin_server[@]}" "${SERVER_BIN[$rt]}" --port 0 --workers 1 "${cap[@]}" >"$tmp/server.out" 2>"$tmp/server.err" &
     fi
     server_pid=$!
     for ((i = 0; i < 200; i++)); do

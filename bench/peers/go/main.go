@@ -15,6 +15,13 @@
 //	             over it and sum; close(ch) once a WaitGroup says the producers are done.
 //	mutex_contended, mutex_yield  8 goroutines increment a counter under a sync.Mutex;
 //	             mutex_yield calls runtime.Gosched holding it every 100 increments.
+//	group_fanout an errgroup.Group with SetLimit(L) (golang.org/x/sync/errgroup, from
+//	             Debian's golang-golang-x-sync-dev): a spawner goroutine calls g.Go for
+//	             each of the N members (g.Go waits while L run), then g.Wait() and
+//	             close(results); each member sends its index into results, a channel
+//	             of capacity L, as it finishes; the root goroutine ranges over it
+//	             (completion order) and sums. errgroup's own pipeline example has this
+//	             shape: a goroutine has no result, so completion order is a channel.
 //
 // The command line, the result check and the output line follow
 // bench/peers/common/peer_common.h.
@@ -29,28 +36,31 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 const rt = "go"
 
 var names = []string{"fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch",
-	"chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield"}
+	"chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield", "group_fanout"}
 
 var defaultSize = map[string]uint64{
 	"fib": 30, "skynet": 1000000, "spawn_many": 1000000, "yield": 5000000,
 	"sleepers": 100000, "timeouts": 1000000, "switch": 10000000,
 	"chan_pingpong": 1000000, "chan_mpmc": 4000000, "mutex_contended": 4000000,
-	"mutex_yield": 4000000,
+	"mutex_yield": 4000000, "group_fanout": 1000000,
 }
 
 // chan_mpmc's producers, consumers and capacity; the mutex workloads' goroutines and
-// how often mutex_yield yields (WORKLOADS.md).
+// how often mutex_yield yields; group_fanout's limit L (WORKLOADS.md).
 const (
 	mpmcProducers = 4
 	mpmcConsumers = 4
 	mpmcCapacity  = 1024
 	mutexTasks    = 8
 	yieldEvery    = 100
+	groupLimit    = 1000
 )
 
 var skipReason = map[string]string{
@@ -265,6 +275,28 @@ func mutexCounter(m uint64, yieldInside bool) uint64 {
 	return counter
 }
 
+func groupFanout(n uint64) uint64 {
+	var g errgroup.Group
+	g.SetLimit(groupLimit)
+	results := make(chan uint64, groupLimit)
+	go func() {
+		for i := uint64(0); i < n; i++ {
+			i := i
+			g.Go(func() error {
+				results <- i
+				return nil
+			})
+		}
+		g.Wait() // no member returns an error
+		close(results)
+	}()
+	var sum uint64
+	for v := range results {
+		sum += v
+	}
+	return sum
+}
+
 func expected(w string, n uint64) uint64 {
 	switch w {
 	case "fib":
@@ -273,7 +305,7 @@ func expected(w string, n uint64) uint64 {
 			a, b = b, a+b
 		}
 		return a
-	case "skynet", "spawn_many", "sleepers":
+	case "skynet", "spawn_many", "sleepers", "group_fanout":
 		return n * (n - 1) / 2
 	case "yield":
 		return 2 * n
@@ -408,6 +440,8 @@ func main() {
 		result = mutexCounter(size, false)
 	case "mutex_yield":
 		result = mutexCounter(size, true)
+	case "group_fanout":
+		result = groupFanout(size)
 	}
 	elapsed := time.Since(t0)
 	switch wl {

@@ -24,6 +24,12 @@
 //! * mutex_contended, mutex_yield: 8 tasks increment a counter under a
 //!   `tokio::sync::Mutex` (FIFO); mutex_yield awaits `yield_now` holding the guard
 //!   every 100 increments.
+//! * group_fanout: a `tokio::task::JoinSet` bounded the way JoinSet code bounds it:
+//!   before each spawn, while L members are in the set, `join_next` one (and add its
+//!   result); after the last spawn, `join_next` until the set is empty. `join_next`
+//!   returns members as they finish, so the sum is taken in completion order. A member
+//!   counts against L until it is joined, not only while it runs, so no more than L
+//!   run at once.
 //!
 //! The command line, the result check and the output line follow
 //! bench/peers/common/peer_common.h.
@@ -35,17 +41,18 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 const RT: &str = "tokio";
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     "fib", "skynet", "spawn_many", "yield", "sleepers", "timeouts", "switch",
-    "chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield",
+    "chan_pingpong", "chan_mpmc", "mutex_contended", "mutex_yield", "group_fanout",
 ];
 /// chan_mpmc's producers, consumers and capacity; the mutex workloads' tasks and how
-/// often mutex_yield yields (WORKLOADS.md).
+/// often mutex_yield yields; group_fanout's limit L (WORKLOADS.md).
 const MPMC_PRODUCERS: u64 = 4;
 const MPMC_CONSUMERS: u64 = 4;
 const MPMC_CAPACITY: usize = 1024;
 const MUTEX_TASKS: u64 = 8;
 const YIELD_EVERY: u64 = 100;
+const GROUP_LIMIT: usize = 1000;
 
 type BoxFut = Pin<Box<dyn Future<Output = u64> + Send>>;
 
@@ -242,6 +249,21 @@ async fn mutex_counter(m: u64, yield_inside: bool) -> u64 {
     value
 }
 
+async fn group_fanout(n: u64) -> u64 {
+    let mut set = tokio::task::JoinSet::new();
+    let mut sum = 0;
+    for i in 0..n {
+        if set.len() >= GROUP_LIMIT {
+            sum += set.join_next().await.unwrap().unwrap();
+        }
+        set.spawn(async move { i });
+    }
+    while let Some(r) = set.join_next().await {
+        sum += r.unwrap();
+    }
+    sum
+}
+
 fn expected(w: &str, n: u64) -> u64 {
     match w {
         "fib" => {
@@ -253,7 +275,7 @@ fn expected(w: &str, n: u64) -> u64 {
             }
             a
         }
-        "skynet" | "spawn_many" | "sleepers" => n * (n - 1) / 2,
+        "skynet" | "spawn_many" | "sleepers" | "group_fanout" => n * (n - 1) / 2,
         "yield" => 2 * n,
         "chan_mpmc" => {
             let k = n / MPMC_PRODUCERS;
@@ -316,7 +338,7 @@ fn main() {
     }
     let default_size: u64 = match wl.as_str() {
         "fib" => 30,
-        "skynet" | "spawn_many" | "timeouts" => 1_000_000,
+        "skynet" | "spawn_many" | "timeouts" | "group_fanout" => 1_000_000,
         "yield" => 5_000_000,
         "sleepers" => 100_000,
         "chan_pingpong" => 1_000_000,
@@ -390,6 +412,7 @@ fn main() {
             "chan_mpmc" => tokio::spawn(chan_mpmc(size)).await.unwrap(),
             "mutex_contended" => tokio::spawn(mutex_counter(size, false)).await.unwrap(),
             "mutex_yield" => tokio::spawn(mutex_counter(size, true)).await.unwrap(),
+            "group_fanout" => tokio::spawn(group_fanout(size)).await.unwrap(),
             _ => unreachable!(),
         };
         (result, t0.elapsed(), rss0)
