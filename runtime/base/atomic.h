@@ -125,6 +125,12 @@ static inline void weft__atomic_u32_store_release(weft__atomic_u32 *p, unsigned 
 static inline unsigned weft__atomic_u32_fetch_add_full(weft__atomic_u32 *p, unsigned v) {
     return AO_int_fetch_and_add_full(p, v);
 }
+static inline unsigned weft__atomic_u32_load_relaxed(const weft__atomic_u32 *p) {
+    return AO_int_load(p);
+}
+static inline void weft__atomic_u32_store_relaxed(weft__atomic_u32 *p, unsigned v) {
+    AO_int_store(p, v);
+}
 
 /* A spin-wait hint for loops that wait a few instructions for another thread. */
 static inline void weft__cpu_relax(void) {

@@ -112,7 +112,8 @@ typedef struct weft__task_copy {
     AO_t state;
     char name[WEFT_NAME_MAX];
     weft__wait_kind wait_kind;
-    uint64_t wait_object, wait_since;
+    uint64_t wait_object;
+    unsigned wait_since; /* ms, wrapping (task.h) */
     uint64_t inline_child; /* the id of the task it runs inline in a join, or 0 */
     int frames;
     uintptr_t pc[WEFT__DUMP_FRAMES];
@@ -155,7 +156,7 @@ WEFT__UNCHECKED static void copy_task(void *object, void *context) {
     weft_task *t = object;
     /* Acquire: what the task's last writer published before (and the fields below). */
     AO_t s1 = weft__atomic_load_acquire(&t->state);
-    AO_t switches = weft__atomic_load_acquire(&t->switches);
+    unsigned switches = weft__atomic_u32_load_acquire(&t->switches);
     if ((s1 & WEFT__TASK_GENERATION_MASK) == 0 || (s1 & WEFT__TASK_FREED))
         return; /* never handed out, or back in its pool */
     if (copies->count == copies->capacity) {
@@ -175,9 +176,9 @@ WEFT__UNCHECKED static void copy_task(void *object, void *context) {
     c->parent = *(volatile uint64_t *)&t->parent;
     for (size_t i = 0; i + 1 < sizeof(c->name); i++)
         c->name[i] = ((volatile char *)t->name)[i];
-    c->wait_kind = (weft__wait_kind)weft__atomic_load_relaxed(&t->wait_kind);
+    c->wait_kind = (weft__wait_kind)t->wait_kind;
     c->wait_object = weft__atomic_load_relaxed(&t->wait_object);
-    c->wait_since = weft__atomic_load_relaxed(&t->wait_since);
+    c->wait_since = weft__atomic_u32_load_relaxed(&t->wait_since);
     weft_task *child = (weft_task *)weft__atomic_load_relaxed(&t->inline_child);
     if (child)
         c->inline_child = *(volatile uint64_t *)&child->id;
@@ -192,7 +193,7 @@ WEFT__UNCHECKED static void copy_task(void *object, void *context) {
     }
     weft__atomic_fence_full(); /* the reads above before the second look */
     c->changed = weft__atomic_load_acquire(&t->state) != s1 ||
-                 weft__atomic_load_acquire(&t->switches) != switches;
+                 weft__atomic_u32_load_acquire(&t->switches) != switches;
     copies->count++;
 }
 
@@ -294,10 +295,11 @@ static const char *wait_names[] = {
     [WEFT__WAITING_OTHER] = "something",
 };
 
-static uint64_t coarse_now(void) {
+/* ms of CLOCK_MONOTONIC_COARSE, wrapping at 32 bits, as weft__task_note_wait stores. */
+static unsigned coarse_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (unsigned)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 /* "what it waits on", from a copy. */
@@ -397,7 +399,7 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
 
     weft__symbols sym;
     symbols_open(&sym);
-    uint64_t now = coarse_now();
+    unsigned now_ms = coarse_now_ms();
     for (size_t k = 0; k < copies.count; k++) {
         weft__task_copy *c = &copies.items[k];
         out_printf(o, "task %" PRIu64, c->id);
@@ -421,8 +423,7 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
         } else if ((c->state & WEFT__TASK_PARKED) && c->wait_kind != WEFT__WAITING_NONE) {
             out_printf(o, ": waiting for ");
             print_wait(o, &sym, c);
-            if (now > c->wait_since)
-                out_printf(o, ", for %.3f s", (double)(now - c->wait_since) / 1e9);
+            out_printf(o, ", for %.3f s", (double)(unsigned)(now_ms - c->wait_since) / 1e3);
         } else if (c->state & WEFT__TASK_PARKED) {
             out_printf(o, ": parked");
         } else {

@@ -36,7 +36,7 @@
  * INLINE-I1..I4); J cannot return from the join before C returns, so a cancel of J must
  * end C's waits too, or J's join would not end promptly. weft.h makes C part of J's call:
  * while C runs inline, its cancellation points also answer to J's cancellation (C's
- * `cancel_host` is J, and so on up: weft__cancel_pending_chain walks it, stopping at the
+ * `runs_inline` is set and its `joiner` is J, and so on up: weft__cancel_pending_chain walks it, stopping at the
  * first shield; C's own CANCELLED bit is not set, so C's cancellation state is its own
  * again once it has returned). The walk is only taken when a bit of C's own state word
  * says so (CANCELLED, or the hint HOST_CANCELLED), so the common check is one load, not
@@ -67,7 +67,7 @@
  * no pin, a canceller pinning later reads inline_child after J cleared it; if it found
  * one, J waits for the unpin, which comes after the canceller's last touch of C. A hint
  * (or a wake) given to a C that J then declined to run inline is harmless: C's walk
- * finds no host (cancel_host is set only for a C that runs inline), and a spurious
+ * finds no host (runs_inline is set only for a C that runs inline), and a spurious
  * wake-up is tolerated by every wait loop.
  *
  * Rejected: setting C's CANCELLED bit instead of the hint and the walk. C might be
@@ -138,7 +138,7 @@ static void hint_inline_children(weft_task *host, AO_t generation, weft__fifo *t
     uint64_t chaos = host->runtime->chaos_seed;
     (void)chaos;
     /* (CANCEL-3) Full: pairs with CANCEL-I4's load (store-then-load on both sides). */
-    weft__atomic_fetch_add_full(&host->cancel_pins, 1);
+    weft__atomic_u32_fetch_add_full(&host->cancel_pins, 1);
     WEFT__CHAOS_POINT(chaos, "CANCEL-3");
     /* (CANCEL-4) Acquire: the child's fields as the joiner published them (CANCEL-I1). */
     weft_task *child = (weft_task *)weft__atomic_load_acquire(&host->inline_child);
@@ -149,8 +149,9 @@ static void hint_inline_children(weft_task *host, AO_t generation, weft__fifo *t
         WEFT__CHAOS_POINT(chaos, "CANCEL-4");
         hint_inline_children(child, 0, to_schedule);
     }
-    /* Release: our touches of the child come before J's CANCEL-I4 sees the pin gone. */
-    weft__atomic_fetch_add_release(&host->cancel_pins, (AO_t)-1);
+    /* Full (release is what is needed): our touches of the child come before J's CANCEL-I4
+     * sees the pin gone. */
+    weft__atomic_u32_fetch_add_full(&host->cancel_pins, (unsigned)-1);
 }
 
 void weft__cancel_schedule(weft__fifo *to_schedule) {
@@ -168,8 +169,15 @@ void weft__cancel_schedule(weft__fifo *to_schedule) {
     }
 }
 
+/* The joiner t runs inline for now, or NULL (the chain's next link). Relaxed: `joiner`
+ * was written by that joiner before it ran t on its own stack (JOIN-J3), on this thread
+ * of control. */
+static weft_task *running_host(weft_task *t) {
+    return t->runs_inline ? (weft_task *)weft__atomic_load_relaxed(&t->joiner) : NULL;
+}
+
 bool weft__cancel_pending_chain(weft_task *t) {
-    for (; t; t = t->cancel_host) {
+    for (; t; t = running_host(t)) {
         if (t->cancel_shield)
             return false;
         /* Relaxed: as weft__cancel_pending. */
@@ -217,7 +225,7 @@ WEFT_API int weft_cancel(weft_task *t) {
 WEFT_API int weft_cancelled(void) {
     /* The task and, while it runs inline, its joiners (see the top of the file). Relaxed:
      * as weft__cancel_pending. */
-    for (weft_task *t = weft__worker_current_task(NULL); t; t = t->cancel_host)
+    for (weft_task *t = weft__worker_current_task(NULL); t; t = running_host(t))
         if (weft__atomic_load_relaxed(&t->state) & WEFT__TASK_CANCELLED)
             return 1;
     return 0;

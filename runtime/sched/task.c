@@ -47,17 +47,15 @@ weft_task *weft__task_alloc(weft__pool *p) {
     weft__atomic_store_relaxed(&t->state,
                                (old & WEFT__TASK_GENERATION_MASK) + WEFT__TASK_GENERATION_ONE);
     weft__atomic_store_relaxed(&t->joiner, 0);
-    /* inline_child, cancel_pins and cancel_host are 0 whenever the task is not inside an
-     * inline join (cancel.c), so also when it is freed: not reset here. The owner's
-     * links are only read while `owner` is set. */
+    /* inline_child, cancel_pins and runs_inline are 0 whenever the task is not inside an
+     * inline join (cancel.c), so also when it is freed: not reset here; `switches` only
+     * grows. The owner's links are only read while `owner` is set. `runnable_at` is
+     * `result`'s word, set below. */
     t->cancel_shield = 0;
-    t->no_inline = false;
+    t->no_inline = 0;
     t->parent = 0;
-    t->runnable_at = 0;
-    t->trace_flow = 0;
-    weft__atomic_store_relaxed(&t->wait_kind, WEFT__WAITING_NONE);
+    t->wait_kind = WEFT__WAITING_NONE;
     t->owner = NULL;
-    t->on_exit = NULL;
     t->stack = NULL;
     t->context = NULL;
     t->result = NULL;
@@ -78,9 +76,10 @@ void weft__task_note_wait(weft_task *self, weft__wait_kind kind, uint64_t object
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* ~8 ns; a dump shows seconds */
     /* Relaxed: read by a dump, which checks its reading against `switches`. */
     weft__atomic_store_relaxed(&self->wait_object, object);
-    weft__atomic_store_relaxed(&self->wait_since,
-                               (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-    weft__atomic_store_relaxed(&self->wait_kind, kind);
+    weft__atomic_u32_store_relaxed(&self->wait_since,
+                                   (unsigned)((uint64_t)ts.tv_sec * 1000u +
+                                              (uint64_t)ts.tv_nsec / 1000000u));
+    self->wait_kind = (uint8_t)kind; /* last: a dump reads the kind first */
 }
 
 bool weft__task_wake(weft_task *t) {

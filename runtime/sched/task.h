@@ -80,6 +80,11 @@ typedef struct weft__task_exit_later {
  * calls) go in *later. */
 typedef void (*weft__task_exit_fn)(struct weft_task *t, weft__task_exit_later *later);
 
+/* What a task's owner is to the scheduler: the first member of the owner's object. */
+typedef struct weft__task_owner {
+    weft__task_exit_fn on_exit;
+} weft__task_owner;
+
 /* What a parked task waits on, for weft_runtime_dump (weft__task_note_wait). */
 typedef enum weft__wait_kind {
     WEFT__WAITING_NONE = 0,
@@ -119,8 +124,17 @@ struct weft_task {
     weft_runtime *runtime;
     weft_fn fn;
     void *arg;
-    void *result; /* written by the task before it exits; read by the joiner after
-                   * COMPLETE (acquire) */
+    union {
+        /* Written by the task before it exits; read by the joiner after COMPLETE
+         * (acquire). */
+        void *result;
+        /* Until then, the scheduler's: ticks when the task was last made runnable, if
+         * that schedule was sampled (metrics.h), else 0; consumed (zeroed) when it runs.
+         * One word for both: a task is never made runnable after its function returned
+         * (a wake-up of a task that is not parked schedules nothing), and one whose
+         * start failed has no result (NULL, by START_FAILED). */
+        uint64_t runnable_at;
+    };
     weft__atomic_word state;
     /* Who waits in weft_join: a weft_task *, or a weft__foreign_waiter * with bit 0
      * set. Written only by the join holding JOIN_CLAIMED, published by the JOIN_WAITING
@@ -132,42 +146,36 @@ struct weft_task {
     uint64_t id;
     weft__fiber fiber;
     char name[WEFT_NAME_MAX];
-    /* Cancellation (cancel.c). `cancel_shield`: the task's own, touched only by the
-     * task (weft_cancel_shield). `inline_child`: the task this one runs inline in a join
-     * now (CANCEL-I1..I4), or 0; written by this task, read by cancellers.
-     * `cancel_pins`: cancellers reading `inline_child` now; the joiner waits for 0
-     * before it frees the child (CANCEL-I4). `cancel_host`: the joiner this task runs
-     * inline for now, or NULL; set by that joiner before the task runs, read only along
-     * the chain of tasks on that one stack. */
-    int cancel_shield;
-    /* Never run inline by its joiner (a blocking-pool carrier: its wait is not
-     * cancellable, so a joiner running it inline could not be cancelled). Set by the
-     * spawner before it hands the handle out; read only by the joiner. */
-    bool no_inline;
-    struct weft_task *cancel_host;
+    /* ---- Cancellation (cancel.c). `inline_child`: the task this one runs inline in a
+     * join now (CANCEL-I1..I4), or 0; written by this task, read by cancellers.
+     * `cancel_pins`: cancellers reading `inline_child` now; the joiner waits for 0 before
+     * it frees the child (CANCEL-I4). */
     weft__atomic_word inline_child;
-    weft__atomic_word cancel_pins;
-    /* An owner (a task group), or NULL: set before the task is first scheduled and
-     * immutable for the incarnation. `on_exit` tells it the task finished; the links
-     * are the owner's, under its own lock. */
-    void *owner;
-    weft__task_exit_fn on_exit;
-    struct weft_task *owner_prev, *owner_next;
-    /* For weft_runtime_dump and the metrics (debug/dump.c, sched/metrics.h). Written by
-     * the task itself (wait_*, before it parks) or by the worker running it
-     * (`switches`), read by a dump from any thread: relaxed atomics, and a dump trusts
-     * what it read only if `switches` and the state word did not change meanwhile.
-     * `parent`: the spawning task's id (0: a thread), set before the task is published.
-     * `runnable_at`: ticks when it was last made runnable, if that schedule was
-     * sampled (0: not), the scheduler's. `trace_flow`: the flow id of the wake-up that
-     * made it runnable, for a trace (0: none), likewise. */
-    uint64_t parent;
-    weft__atomic_word wait_kind;   /* weft__wait_kind */
+    weft__atomic_u32 cancel_pins;
+    /* ---- For weft_runtime_dump (debug/dump.c): written by the task itself (wait_*,
+     * before it parks) or by the worker running it (`switches`, one more at each switch
+     * to it), read by a dump from any thread, which trusts what it read only if
+     * `switches` and the state word did not change meanwhile. `wait_since`: ms of
+     * CLOCK_MONOTONIC_COARSE, wrapping (a dump shows seconds). */
+    weft__atomic_u32 switches;
+    weft__atomic_u32 wait_since;
+    /* Bytes the task's own: `cancel_shield` (weft_cancel_shield); `no_inline` (never
+     * run inline by its joiner: a blocking-pool carrier, whose wait is not cancellable,
+     * so a joiner running it could not be cancelled; set by the spawner before it hands
+     * the handle out, read only by the joiner); `runs_inline` (it runs inline in a join
+     * now: set by that joiner, whose task is then `joiner`, the host its cancellation
+     * points also answer to, cancel.c); `wait_kind` (a weft__wait_kind, for a dump). */
+    uint8_t cancel_shield;
+    uint8_t no_inline;
+    uint8_t runs_inline;
+    volatile uint8_t wait_kind;
     weft__atomic_word wait_object; /* see weft__wait_kind */
-    weft__atomic_word wait_since;  /* CLOCK_MONOTONIC_COARSE ns */
-    weft__atomic_word switches;    /* times it was switched to */
-    uint64_t runnable_at;
-    uint64_t trace_flow;
+    uint64_t parent;               /* the spawning task's id (0: a thread), for a dump */
+    /* ---- An owner (a task group), or NULL: set before the task is first scheduled and
+     * immutable for the incarnation; its on_exit hears that the task finished. The links
+     * are the owner's, under its own lock. */
+    const struct weft__task_owner *owner;
+    struct weft_task *owner_prev, *owner_next;
 };
 
 /* Before a task parks for a wait: what it waits on (cheap: a coarse clock read and three
@@ -175,7 +183,7 @@ struct weft_task {
 void weft__task_note_wait(weft_task *self, weft__wait_kind kind, uint64_t object);
 /* After the wait: nothing. */
 static inline void weft__task_end_wait(weft_task *self) {
-    weft__atomic_store_relaxed(&self->wait_kind, WEFT__WAITING_NONE);
+    self->wait_kind = WEFT__WAITING_NONE;
 }
 
 /* A thread that is not a worker waiting in weft_join: lives on that thread's stack. */
@@ -184,6 +192,11 @@ typedef struct weft__foreign_waiter {
 } weft__foreign_waiter;
 
 _Static_assert(offsetof(weft_task, link) == 0, "pool objects start with their link");
+#if !defined(WEFT__TSAN) && !defined(WEFT__ASAN)
+/* Three cache lines: tasks are the runtime's most numerous object (a field added past
+ * this is 64 more bytes for every task). */
+_Static_assert(sizeof(weft_task) <= 192, "weft_task grew past three cache lines");
+#endif
 
 /* A fresh task object from p (its owner, or any thread for a locked pool), its state
  * reset; NULL with errno ENOMEM. */

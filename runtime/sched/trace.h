@@ -26,12 +26,13 @@
 #include <stdint.h>
 
 typedef enum weft__trace_kind {
-    WEFT__TRACE_RUN_BEGIN = 1, /* task: the task; arg: the flow id of the wake-up that
-                                * made it runnable (0: none recorded) */
+    WEFT__TRACE_RUN_BEGIN = 1, /* task: the task. The flow of the last WAKE or SPAWN of
+                                * that task ends here: the writer pairs them by task id
+                                * (the task object has no room for the flow id) */
     WEFT__TRACE_RUN_END = 2,   /* task: the task; arg: why (weft__switch_reason: park,
                                 * yield, exit) */
-    WEFT__TRACE_SPAWN = 3,     /* task: the new task; arg: the spawning task (0: none) */
-    WEFT__TRACE_WAKE = 4,      /* task: the task woken; arg: flow id; extra: 0 */
+    WEFT__TRACE_SPAWN = 3,     /* task: the new task; arg: flow id (in the spawner's slice) */
+    WEFT__TRACE_WAKE = 4,      /* task: the task woken; arg: flow id (in the waker's slice) */
     WEFT__TRACE_STEAL = 5,     /* task: the task stolen; extra: the victim worker */
     WEFT__TRACE_PARK = 6,      /* the worker's thread goes to sleep */
     WEFT__TRACE_UNPARK = 7,    /* and wakes up */

@@ -121,17 +121,17 @@ void weft__worker_notify(weft_runtime *rt) {
     notify_one(rt);
 }
 
-/* A trace's wake-up (or spawn) event and the flow id the woken task's next run slice
- * will name (trace.h). w: the calling thread's worker, tracing. */
-static void trace_wake(weft__worker *w, weft_task *t, weft__trace_kind kind, uint64_t arg) {
+/* A trace's wake-up (or spawn) event, with a flow id unique in the process (trace.h):
+ * the writer draws it to the woken task's next run slice. w: the calling thread's
+ * worker, tracing. */
+static void trace_wake(weft__worker *w, weft_task *t, weft__trace_kind kind) {
     uint64_t flow = ((uint64_t)(w->index + 1) << 48) | ++w->trace_flows;
-    t->trace_flow = flow; /* ours until the task is queued */
-    weft__worker_trace(w, kind, t->id, kind == WEFT__TRACE_WAKE ? flow : arg,
-                       kind == WEFT__TRACE_WAKE ? 0 : (uint32_t)(flow & 0xffffffffu));
+    weft__worker_trace(w, kind, t->id, flow, 0);
 }
 
 void weft__worker_trace_spawn(weft__worker *w, weft_task *t, uint64_t parent) {
-    trace_wake(w, t, WEFT__TRACE_SPAWN, parent);
+    (void)parent; /* the spawn is recorded in the parent's run slice */
+    trace_wake(w, t, WEFT__TRACE_SPAWN);
 }
 
 weft_runtime *weft__worker_wake_quiet(weft_task *t) {
@@ -140,7 +140,7 @@ weft_runtime *weft__worker_wake_quiet(weft_task *t) {
     weft__worker *w = weft__worker_current();
     /* Relaxed: a hint; the record below loads it again with acquire. */
     if (w && weft__atomic_load_relaxed(&w->trace))
-        trace_wake(w, t, WEFT__TRACE_WAKE, 0);
+        trace_wake(w, t, WEFT__TRACE_WAKE);
     weft__worker_schedule_quiet(t->runtime, t);
     return t->runtime;
 }
@@ -333,8 +333,8 @@ static void finish(weft__worker *w, weft_task *t) {
     /* An owner learns of the end before the completion is published: the owner frees
      * the object only after it has seen COMPLETE (a group: weft_group_next). */
     weft__task_exit_later later = {NULL, NULL, NULL};
-    if (t->on_exit)
-        t->on_exit(t, &later);
+    if (t->owner)
+        t->owner->on_exit(t, &later);
     weft__task_complete(w, t);
     if (later.run)
         later.run(later.a, later.b);
@@ -384,7 +384,7 @@ static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
     w->current = t;
     /* Relaxed: read by a dump, which checks them against each other. */
     weft__atomic_store_relaxed(&w->running_id, t->id);
-    weft__atomic_store_relaxed(&t->switches, weft__atomic_load_relaxed(&t->switches) + 1);
+    weft__atomic_u32_store_relaxed(&t->switches, weft__atomic_u32_load_relaxed(&t->switches) + 1);
     if (t->runnable_at) { /* a sampled schedule (metrics.h) */
         uint64_t delay = now > t->runnable_at ? now - t->runnable_at : 0;
         t->runnable_at = 0;
@@ -393,8 +393,7 @@ static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
         weft__metric_add(&w->metrics.delay_samples, 1);
     }
     if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
-        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, t->id, t->trace_flow, 0);
-        t->trace_flow = 0;
+        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, t->id, 0, 0);
     }
 }
 
@@ -470,11 +469,11 @@ bool weft__worker_yield_current(void) {
     w->current = next;
     /* One run slice for the scheduler (metrics.h), but a dump and a trace see each task. */
     weft__atomic_store_relaxed(&w->running_id, next->id);
-    weft__atomic_store_relaxed(&next->switches, weft__atomic_load_relaxed(&next->switches) + 1);
+    weft__atomic_u32_store_relaxed(&next->switches,
+                                   weft__atomic_u32_load_relaxed(&next->switches) + 1);
     if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
         weft__worker_trace(w, WEFT__TRACE_RUN_END, self->id, WEFT__SWITCH_YIELD, 0);
-        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, next->id, next->trace_flow, 0);
-        next->trace_flow = 0;
+        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, next->id, 0, 0);
     }
     weft__fiber_before_switch(&self->fiber, &next->fiber, false);
     weft__context_switch(&self->context, next->context, next);
@@ -493,7 +492,7 @@ __attribute__((noinline)) static void run_inline(weft_task *t) {
 static void await_cancellers(weft_task *self) {
     unsigned rounds = 0;
     /* Acquire: pairs with CANCEL-4's release decrement. */
-    while (weft__atomic_load_acquire(&self->cancel_pins) != 0)
+    while (weft__atomic_u32_load_acquire(&self->cancel_pins) != 0)
         weft__spin_wait(&rounds);
 }
 
@@ -501,7 +500,7 @@ static void await_cancellers(weft_task *self) {
  * The RMW is the full barrier between the store and the pins' load (the rare path). */
 static void decline_inline(weft_task *self) {
     weft__atomic_store_relaxed(&self->inline_child, 0);
-    if (weft__atomic_fetch_add_full(&self->cancel_pins, 0) != 0)
+    if (weft__atomic_u32_fetch_add_full(&self->cancel_pins, 0) != 0)
         await_cancellers(self);
 }
 
@@ -539,7 +538,7 @@ bool weft__worker_join_inline(weft_task *t) {
     }
     WEFT__CHAOS_POINT(rt->chaos_seed, "CANCEL-I1");
     /* t's cancellation points answer to ours too while it runs here (cancel.c). */
-    t->cancel_host = self;
+    t->runs_inline = 1; /* its `joiner` is self (JOIN-J3) */
     weft__cancel_inherit_hint(self, t); /* (CANCEL-I2) */
     /* (INLINE-I3) t runs as itself on our stack: its spawns, joins and parks act for t. Its
      * `stack` points at ours, so that if it parks, the scheduler resumes its saved
@@ -558,7 +557,7 @@ bool weft__worker_join_inline(weft_task *t) {
     weft__atomic_store_relaxed(&w->running_id, self->id);
     self->fiber = t->fiber;
     t->stack = NULL;
-    t->cancel_host = NULL;
+    t->runs_inline = 0;
     /* (CANCEL-I3) No canceller finds t from here on; the completion CAS below is the full
      * barrier between this store and CANCEL-I4's load. */
     weft__atomic_store_relaxed(&self->inline_child, 0);

@@ -15,7 +15,8 @@
  *     (free once a task has run for the last time: it is in no queue).
  *   - three FIFO waiter lists: weft_group_next's, weft_group_wait's and destroy's (for
  *     running == 0), spawns waiting for a slot.
- * A task's `owner` and `on_exit` are set before it is first scheduled and never change.
+ * A member's `owner` (the group's `owner`, whose on_exit is member_exited) is set before
+ * it is first scheduled and never changes.
  *
  * The member's exit (GROUP-X) and a waiter (GROUP-N, GROUP-S, GROUP-W) meet under the
  * lock; the waiters use the waitq protocol (SYNC-Q1..Q4 / SYNC-W1..W2, WAIT-B/D), so
@@ -66,6 +67,7 @@
 #include <string.h>
 
 struct weft_group {
+    weft__task_owner owner; /* first: a member's t->owner points here (task.h) */
     weft__atomic_word lock; /* counted lock word (waitq.h) */
     /* Under the lock. */
     weft__waiter_list next_waiters;
@@ -81,6 +83,8 @@ struct weft_group {
     weft__wait *drainer;
 };
 
+static void member_exited(weft_task *t, weft__task_exit_later *later);
+
 WEFT_API int weft_group_create(weft_group **out) {
     if (!out)
         return -EINVAL;
@@ -88,6 +92,7 @@ WEFT_API int weft_group_create(weft_group **out) {
     if (!g)
         return -ENOMEM;
     memset(g, 0, sizeof(*g));
+    g->owner.on_exit = member_exited;
     /* Relaxed: whoever gets g from the caller gets it with a release of their own. */
     weft__atomic_store_relaxed(&g->lock, 0);
     *out = g;
@@ -241,7 +246,7 @@ static void deliver_later(void *head, void *tail) {
  * this task waits for that completion (GROUP-N3), and must not spin through the wake-ups'
  * system calls (found by a cold review; join.c rejects the same shape for JOIN-C4). */
 static void member_exited(weft_task *t, weft__task_exit_later *later) {
-    weft_group *g = t->owner;
+    weft_group *g = (weft_group *)t->owner; /* `owner` is the group's first member */
     weft__waiter_list deliveries = {NULL, NULL};
     /* (GROUP-X1) */
     weft__qlock(&g->lock);
@@ -285,8 +290,7 @@ static weft_task *prepare_member(weft_group *g, weft_runtime *rt, weft_fn fn, vo
                                  bool *pinned) {
     weft_task *t = weft__spawn_prepare(rt, fn, arg, pinned);
     if (t) {
-        t->owner = g;
-        t->on_exit = member_exited;
+        t->owner = &g->owner;
     }
     return t;
 }
@@ -387,7 +391,7 @@ static bool never_withdraw(weft__wait *wait, void *structure) {
 /* Is the calling task a member of g? (It would wait for itself.) */
 static bool caller_is_member(weft_group *g) {
     weft_task *self = weft__worker_current_task(NULL);
-    return self && self->owner == g;
+    return self && self->owner == &g->owner;
 }
 
 WEFT_API int weft_group_next(weft_group *g, void **result, uint64_t deadline_ns) {
