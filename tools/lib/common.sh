@@ -36,7 +36,7 @@ WEFT_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 WEFT_TOOL=$(readlink -f "${BASH_SOURCE[1]:-$0}")
 WEFT_TOOL=${WEFT_TOOL#"$WEFT_ROOT"/}
 WEFT_DIE_STATUS=2
-WEFT_BUILD_PACKAGES=(gcc make cmake pkg-config libatomic-ops-dev)
+WEFT_BUILD_PACKAGES=(gcc make cmake pkg-config libatomic-ops-dev libdw-dev)
 
 die() {
     echo "$WEFT_TOOL: $*" >&2
