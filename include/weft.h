@@ -704,9 +704,12 @@ WEFT_API int weft_set_name(const char *name);
  * in 8. Histograms have WEFT_HISTOGRAM_BUCKETS log-scaled buckets: bucket 0 counts
  * durations below 2^10 ns (~1 us), bucket i (1 <= i < 23) those in [2^(9+i), 2^(10+i))
  * ns, bucket 23 those of 2^32 ns (~4.3 s) or more. Read while tasks run, a report is
- * approximate (each counter is exact, they are not read at one instant); once the
- * runtime is quiet it is exact: tasks_spawned = tasks_finished + tasks still running
- * or runnable, and the sum of slice_histogram is `slices`.
+ * approximate (each counter is exact, they are not read at one instant; a run slice is
+ * counted once it has ended); once the runtime is quiet it is exact: tasks_spawned =
+ * tasks_finished + the tasks not finished (running, runnable or parked), and the sum of
+ * slice_histogram is `slices`. Delays are sampled where a worker of the runtime makes a
+ * task runnable (spawns and wake-ups from its tasks, timers, I/O); wake-ups from other
+ * threads are not sampled.
  */
 #define WEFT_HISTOGRAM_BUCKETS 24
 #define WEFT_DEFAULT_LONG_SLICE_US 10000
@@ -789,8 +792,11 @@ WEFT_API void weft_stats_get(weft_stats *out);
  * read in a few microseconds and its reading checked against a concurrent switch (one
  * that changed under the read is reported as running). Any thread, any moment, and
  * from a task of rt too; not from a signal handler (it allocates and reads symbol
- * tables): for that, see WEFT_DUMP_SIGNAL below. 0, or -EINVAL (rt NULL, fd < 0),
- * -ENOMEM, or a write(2) error (negative errno; the dump is then cut short).
+ * tables): for that, see WEFT_DUMP_SIGNAL below. From a task it runs on the blocking
+ * pool (symbol tables need more stack than a task has) and waits for it, shielded;
+ * from a timer callback it holds up that worker meanwhile. 0, or -EINVAL (rt NULL, fd
+ * < 0), -ENOMEM, the errors of weft_spawn_blocking (-EAGAIN, -ESHUTDOWN) from a task, or
+ * a write(2) error (negative errno; the dump stops there).
  *
  * WEFT_DUMP_SIGNAL=QUIT (or USR1) in the environment when a runtime is created
  * installs a handler for that signal that dumps every runtime of the process to stderr

@@ -280,7 +280,6 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     /* Full: one destroyer. */
     if (weft__atomic_cas_full(&rt->destroy_claimed, 0, 1) != 0)
         return -EBUSY;
-    weft__debug_runtime_leaving(rt); /* no signal dump reads rt from here on */
     /* (RT-D1) */
     weft__atomic_fetch_add_full(&rt->shutting_down, 1);
     /* (RT-D2) Read `quiescent` before live_tasks: a bump after our read makes the futex
@@ -294,6 +293,10 @@ WEFT_API int weft_runtime_destroy(weft_runtime *rt) {
     /* (RT-D3) */
     stop_workers(rt, rt->worker_count);
     weft__debug_runtime_stopped(rt); /* a trace still running: written now */
+    /* Only now out of the signal dumps: a program stuck in its shutdown (RT-D2 waiting
+     * for a task that never ends) is what a dump is for. A dump in progress pinned rt
+     * (RT-D4 waits for it). */
+    weft__debug_runtime_leaving(rt);
     /* (RT-D4) A spawn or timer arm from another thread that failed with ESHUTDOWN, or whose
      * task already finished, may still be on its way out of rt: wait for its last
      * touch. Each is a few instructions from its end, so spin, yielding the CPU. */

@@ -18,8 +18,9 @@
  * a program). */
 void weft__debug_runtime_created(weft_runtime *rt);
 
-/* At the start of weft_runtime_destroy: rt leaves the list of signal dumps (a dump in
- * progress is waited for). */
+/* In weft_runtime_destroy, after its workers have exited and before it waits for the
+ * foreign calls (RT-D4): rt leaves the list of signal dumps; a dump in progress holds a
+ * foreign-call pin on rt, which RT-D4 waits for. */
 void weft__debug_runtime_leaving(weft_runtime *rt);
 
 /* After rt's workers have exited (RT-D3), before anything is freed: a trace still

@@ -23,9 +23,19 @@
  * or AddressSanitizer (another task's stack holds ASan's redzones): WEFT__UNCHECKED.
  *
  * The list of runtimes (for WEFT_DUMP_SIGNAL) is guarded by `runtimes_lock`; a runtime
- * leaves it at the start of its destroy, which waits for a dump in progress. The signal
- * handler only writes a byte to a pipe (async-signal-safe); a helper thread reads it
- * and dumps, outside signal context.
+ * leaves it in its destroy once its workers have exited (so a program stuck in its
+ * shutdown still dumps), and the signal's helper pins each runtime as a foreign call
+ * (RT-D4) under the lock, then dumps without it. The signal handler only writes a byte
+ * to a non-blocking pipe (async-signal-safe); the helper thread reads it and dumps,
+ * outside signal context.
+ *
+ * The switch count is a seqlock: odd while the task is on a worker (running, or running
+ * a child inline on its stack), even while off (sched/worker.c, bump_switches; a task
+ * that hands its thread over directly is made even by the task it resumed, once its
+ * registers are saved). A copy is trusted only if it read the same even count before
+ * and after (found by a cold review: a count bumped only on switches to a task let a
+ * task that started running just before the read, and was still running, pass as
+ * runnable with frames walked from its live stack).
  *
  * Rejected: libunwind from the saved registers. It unwinds code without frame pointers,
  * but reads the stack without bounds, so a torn copy could fault; weft is built with
@@ -97,11 +107,11 @@ __attribute__((format(printf, 2, 3))) static void out_printf(weft__out *o, const
             o->length += (size_t)n;
             return;
         }
-        out_flush(o); /* then once more into an empty buffer (a longer line is cut) */
-        if (attempt == 1 || (size_t)n >= sizeof(o->buffer)) {
+        if (attempt == 1) { /* longer than the whole buffer: what fitted, cut */
             o->length = sizeof(o->buffer) - 1;
             return;
         }
+        out_flush(o); /* then once more, into the empty buffer */
     }
 }
 
@@ -115,15 +125,34 @@ typedef struct weft__task_copy {
     uint64_t wait_object;
     unsigned wait_since; /* ms, wrapping (task.h) */
     uint64_t inline_child; /* the id of the task it runs inline in a join, or 0 */
+    size_t first_frame;    /* its frames in weft__copies.frames[first_frame..+frames) */
     int frames;
-    uintptr_t pc[WEFT__DUMP_FRAMES];
-    bool changed; /* it switched while we read it: the copy is not trusted */
+    bool on_worker; /* `switches` odd: running (or running a child inline) */
+    bool changed;   /* it switched while we read it: the copy is not trusted */
     bool started; /* has a stack (has run) */
 } weft__task_copy;
 
+/* Grows `*items` (of `size` bytes each) to hold `need`; false when out of memory. */
+static bool reserve(void **items, size_t *capacity, size_t need, size_t size) {
+    if (need <= *capacity)
+        return true;
+    size_t grown = *capacity ? *capacity * 2 : 256;
+    while (grown < need)
+        grown *= 2;
+    void *p = realloc(*items, grown * size);
+    if (!p)
+        return false;
+    *items = p;
+    *capacity = grown;
+    return true;
+}
+
+/* The copies of a dump: ~100 bytes a task, and the frames of those that have any. */
 typedef struct weft__copies {
     weft__task_copy *items;
     size_t count, capacity;
+    uintptr_t *frames;
+    size_t frame_count, frame_capacity;
     bool out_of_memory;
 } weft__copies;
 
@@ -159,19 +188,17 @@ WEFT__UNCHECKED static void copy_task(void *object, void *context) {
     unsigned switches = weft__atomic_u32_load_acquire(&t->switches);
     if ((s1 & WEFT__TASK_GENERATION_MASK) == 0 || (s1 & WEFT__TASK_FREED))
         return; /* never handed out, or back in its pool */
-    if (copies->count == copies->capacity) {
-        size_t capacity = copies->capacity ? copies->capacity * 2 : 256;
-        weft__task_copy *items = realloc(copies->items, capacity * sizeof(*items));
-        if (!items) {
-            copies->out_of_memory = true;
-            return;
-        }
-        copies->items = items;
-        copies->capacity = capacity;
+    if (!reserve((void **)&copies->items, &copies->capacity, copies->count + 1,
+                 sizeof(*copies->items)) ||
+        !reserve((void **)&copies->frames, &copies->frame_capacity,
+                 copies->frame_count + WEFT__DUMP_FRAMES, sizeof(*copies->frames))) {
+        copies->out_of_memory = true;
+        return;
     }
     weft__task_copy *c = &copies->items[copies->count];
     memset(c, 0, sizeof(*c));
     c->state = s1;
+    c->on_worker = (switches & 1) != 0;
     c->id = *(volatile uint64_t *)&t->id;
     c->parent = *(volatile uint64_t *)&t->parent;
     for (size_t i = 0; i + 1 < sizeof(c->name); i++)
@@ -185,15 +212,20 @@ WEFT__UNCHECKED static void copy_task(void *object, void *context) {
     weft__stack *stack = *(weft__stack *volatile *)&t->stack;
     void *saved = *(void *volatile *)&t->context;
     c->started = stack != NULL;
-    if (stack && saved && !child && !(s1 & WEFT__TASK_COMPLETE)) {
+    c->first_frame = copies->frame_count;
+    /* Only a task off its worker has a saved context that is its stack's present. */
+    if (stack && saved && !c->on_worker && !child && !(s1 & WEFT__TASK_COMPLETE)) {
         uintptr_t top = (uintptr_t)stack; /* the descriptor sits at the top */
         uintptr_t low = (uintptr_t) * (unsigned char *volatile *)&stack->low;
         if (low < top)
-            c->frames = walk((uintptr_t)saved, low, top, c->pc);
+            c->frames = walk((uintptr_t)saved, low, top, copies->frames + c->first_frame);
     }
     weft__atomic_fence_full(); /* the reads above before the second look */
     c->changed = weft__atomic_load_acquire(&t->state) != s1 ||
                  weft__atomic_u32_load_acquire(&t->switches) != switches;
+    if (c->changed)
+        c->frames = 0;
+    copies->frame_count += (size_t)c->frames;
     copies->count++;
 }
 
@@ -235,14 +267,15 @@ static void symbols_close(weft__symbols *sym) {
 #endif
 }
 
-/* One frame's line: the function and, where known, the file and line of the call. A
- * return address points after the call, so the call's own line is looked up at pc - 1. */
+/* One frame's line: the function and, where known, the file and line of the call. Every
+ * pc is a return address (frame 0's too: the one the switch saved), which points after
+ * the call: the call's own line is looked up at pc - 1. */
 static void print_frame(weft__out *o, weft__symbols *sym, int index, uintptr_t pc) {
     const char *function = NULL, *file = NULL;
     int line = 0;
 #ifdef WEFT_HAVE_LIBDW
     if (sym->dwfl) {
-        Dwarf_Addr address = (Dwarf_Addr)(index == 0 ? pc : pc - 1);
+        Dwarf_Addr address = (Dwarf_Addr)(pc - 1);
         Dwfl_Module *module = dwfl_addrmodule(sym->dwfl, address);
         if (module) {
             function = dwfl_module_addrname(module, address);
@@ -363,15 +396,16 @@ static int compare_ids(const void *a, const void *b) {
 static void dump_locked(weft_runtime *rt, weft__out *o) {
     unsigned n = rt->worker_count;
     uint64_t running[WEFT_MAX_WORKERS];
-    /* The copy first, all of it, and fast: formatting and symbols come after. */
-    weft__copies copies = {NULL, 0, 0, false};
+    /* The copy first, all of it, and fast: formatting and symbols come after. The
+     * workers' running tasks are read once, for their lines and the tasks' alike. The
+     * shared pool's chunks are published with release like every pool's (pool.h): no
+     * lock (it would hold up spawns from other threads for the whole copy). */
+    weft__copies copies = {NULL, 0, 0, NULL, 0, 0, false};
     for (unsigned i = 0; i < n; i++)
         running[i] = weft__atomic_load_relaxed(&rt->workers[i]->running_id);
     for (unsigned i = 0; i < n; i++)
         weft__pool_for_each(&rt->workers[i]->tasks, copy_task, &copies);
-    pthread_mutex_lock(&rt->shared_tasks_lock); /* the shared pool's chunks grow under it */
     weft__pool_for_each(&rt->shared_tasks, copy_task, &copies);
-    pthread_mutex_unlock(&rt->shared_tasks_lock);
     if (copies.count)
         qsort(copies.items, copies.count, sizeof(*copies.items), compare_ids);
 
@@ -381,12 +415,12 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
                   " spawned, %" PRIu64 " finished)%s\n",
                rt->number, n, stats.tasks_live, stats.tasks_spawned, stats.tasks_finished,
                copies.out_of_memory ? "; out of memory: some tasks missing" : "");
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < n && !o->error; i++) {
         weft_worker_stats ws;
         weft_worker_stats_get(rt, i, &ws);
         out_printf(o, "worker %u: ", i);
-        if (ws.running_task)
-            out_printf(o, "running task %" PRIu64, ws.running_task);
+        if (running[i])
+            out_printf(o, "running task %" PRIu64, running[i]);
         else
             out_printf(o, "%s", ws.parked ? "parked" : "in its scheduler");
         out_printf(o,
@@ -400,7 +434,7 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
     weft__symbols sym;
     symbols_open(&sym);
     unsigned now_ms = coarse_now_ms();
-    for (size_t k = 0; k < copies.count; k++) {
+    for (size_t k = 0; k < copies.count && !o->error; k++) { /* a write error: cut short */
         weft__task_copy *c = &copies.items[k];
         out_printf(o, "task %" PRIu64, c->id);
         if (c->name[0])
@@ -409,13 +443,13 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
         for (unsigned i = 0; i < n; i++)
             if (running[i] == c->id)
                 on = (int)i;
-        if (on >= 0) {
-            out_printf(o, ": running on worker %d", on);
-        } else if (c->inline_child && !c->changed) {
+        if (c->inline_child && !c->changed) {
             out_printf(o, ": joining task %" PRIu64 ", which runs inline on its stack",
                        c->inline_child);
-        } else if (c->changed) {
-            out_printf(o, ": running (it moved while the dump read it)");
+        } else if (on >= 0) {
+            out_printf(o, ": running on worker %d", on);
+        } else if (c->changed || c->on_worker) {
+            out_printf(o, ": running");
         } else if (c->state & WEFT__TASK_COMPLETE) {
             out_printf(o, ": finished, %s", (c->state & WEFT__TASK_START_FAILED)
                                                 ? "could not start (no stack)"
@@ -436,12 +470,12 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
         else
             out_printf(o, "; spawned by a thread");
         out_printf(o, "\n");
-        if (!c->changed && on < 0)
-            for (int f = 0; f < c->frames; f++)
-                print_frame(o, &sym, f, c->pc[f]);
+        for (int f = 0; f < c->frames; f++)
+            print_frame(o, &sym, f, copies.frames[c->first_frame + (size_t)f]);
     }
     symbols_close(&sym);
     free(copies.items);
+    free(copies.frames);
     out_flush(o);
 }
 
@@ -475,13 +509,17 @@ WEFT_API int weft_runtime_dump(weft_runtime *rt, int fd) {
     if (!rt || fd < 0)
         return -EINVAL;
     weft__dump_job job = {rt, fd, 0};
-    if (!weft__worker_current()) {
+    if (!weft__worker_current_task(NULL)) {
+        /* A plain thread, or a worker in its scheduler (a timer handle's callback): on
+         * the thread's own stack, which is large enough; a callback holds up its worker
+         * meanwhile, as any long callback does (found by a cold review: waiting for the
+         * pool from a callback blocked the worker the carrier needed). */
         dump_now(&job);
         return job.rc;
     }
-    /* On a worker (a task, or a timer callback): symbol tables take far more stack than
-     * a task has, so the dump runs on the blocking pool, and we wait for it whatever
-     * happens (the job is on our stack): shielded, not a cancellation point. */
+    /* In a task: symbol tables take far more stack than a task has, so the dump runs on
+     * the blocking pool, and we wait for it whatever happens (the job is on our stack):
+     * shielded, not a cancellation point. */
     weft_task *t = weft_spawn_blocking_on(weft_runtime_current(), dump_now, &job);
     if (!t)
         return -errno;
@@ -522,10 +560,21 @@ static void *signal_dumper(void *unused) {
             continue;
         if (n <= 0)
             return NULL;
+        /* Each runtime pinned as a foreign call (RT-D4) under the lock, then dumped
+         * without it: a stderr that blocks must not hold up every create and destroy
+         * of the process, and a destroy in progress waits for our pin. */
+        weft_runtime *pinned[64];
+        size_t count = 0;
         pthread_mutex_lock(&runtimes_lock);
-        for (weft__listed *l = runtimes; l; l = l->next)
-            weft_runtime_dump(l->rt, STDERR_FILENO);
+        for (weft__listed *l = runtimes; l && count < 64; l = l->next) {
+            weft__runtime_foreign_enter(l->rt);
+            pinned[count++] = l->rt;
+        }
         pthread_mutex_unlock(&runtimes_lock);
+        for (size_t i = 0; i < count; i++) {
+            weft_runtime_dump(pinned[i], STDERR_FILENO);
+            weft__runtime_foreign_leave(pinned[i]);
+        }
     }
 }
 
@@ -542,11 +591,14 @@ static void install_signal(void) {
     }
     struct sigaction old;
     if (sigaction(signo, NULL, &old) == 0 && old.sa_handler != SIG_DFL) {
-        fprintf(stderr, "weft: WEFT_DUMP_SIGNAL=%s: the program handles that signal; ignored\n",
+        fprintf(stderr,
+                "weft: WEFT_DUMP_SIGNAL=%s: the program handles or ignores that signal; "
+                "not installed\n",
                 name);
         return;
     }
-    if (pipe2(signal_pipe, O_CLOEXEC) != 0) {
+    /* The write end never blocks the handler: a full pipe means a dump is due anyway. */
+    if (pipe2(signal_pipe, O_CLOEXEC) != 0 || fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
         fprintf(stderr, "weft: WEFT_DUMP_SIGNAL: no pipe (%s); ignored\n", strerror(errno));
         return;
     }

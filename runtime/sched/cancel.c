@@ -139,6 +139,7 @@ static void hint_inline_children(weft_task *host, AO_t generation, weft__fifo *t
     (void)chaos;
     /* (CANCEL-3) Full: pairs with CANCEL-I4's load (store-then-load on both sides). */
     weft__atomic_u32_fetch_add_full(&host->cancel_pins, 1);
+    weft__atomic_fence_after_rmw(); /* then CANCEL-4's acquire load, on Arm too */
     WEFT__CHAOS_POINT(chaos, "CANCEL-3");
     /* (CANCEL-4) Acquire: the child's fields as the joiner published them (CANCEL-I1). */
     weft_task *child = (weft_task *)weft__atomic_load_acquire(&host->inline_child);

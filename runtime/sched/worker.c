@@ -378,13 +378,34 @@ static bool start(weft__worker *w, weft_task *t) {
     return true;
 }
 
+/* The seqlock a dump reads tasks under (debug/dump.c): `switches` is odd while the task
+ * is on a worker (running, or running a child inline), even while it is off, and a dump
+ * trusts a copy only if it read the same even value before and after. Owner-written. */
+static inline void bump_switches(weft_task *t) {
+    /* Release: the task's fields as they were before the change; pairs with the dump's
+     * acquire loads. */
+    weft__atomic_u32_store_release(&t->switches, weft__atomic_u32_load_relaxed(&t->switches) + 1);
+}
+
+/* A task resumed by a direct hand-over (weft__worker_yield_current) makes the task that
+ * handed over even: its registers are saved now. Every task a hand-over resumes was
+ * suspended in weft__worker_yield_current or weft__worker_suspend_current (a yielded
+ * one), and both call this after their switch. */
+static inline void settle_handed_over(void) {
+    weft__worker *w = weft__worker_current();
+    if (w->handed_over) {
+        bump_switches(w->handed_over); /* even: off its worker */
+        w->handed_over = NULL;
+    }
+}
+
 /* Bookkeeping as t gets the worker's thread: the dump's view, the sampled delay, the
  * trace. `now`: ticks. */
 static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
     w->current = t;
     /* Relaxed: read by a dump, which checks them against each other. */
     weft__atomic_store_relaxed(&w->running_id, t->id);
-    weft__atomic_u32_store_relaxed(&t->switches, weft__atomic_u32_load_relaxed(&t->switches) + 1);
+    bump_switches(t); /* odd: on a worker */
     if (t->runnable_at) { /* a sampled schedule (metrics.h) */
         uint64_t delay = now > t->runnable_at ? now - t->runnable_at : 0;
         t->runnable_at = 0;
@@ -401,7 +422,9 @@ static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
 static inline void close_slice(weft__worker *w, uint64_t now) {
     if (!w->slice_start)
         return;
-    uint64_t slice = now - w->slice_start;
+    /* A counter that went backwards (an unsynchronised TSC after a migration of the
+     * worker's thread) counts as 0, not as 2^64 ticks. */
+    uint64_t slice = now > w->slice_start ? now - w->slice_start : 0;
     weft__metric_add(&w->metrics.busy_ticks, slice);
     weft__metric_add(&w->metrics.slices, 1);
     if (slice > w->runtime->long_slice_ticks)
@@ -426,6 +449,7 @@ static void run(weft__worker *w, weft_task *t) {
      * under its own identity (weft__worker_join_inline). */
     t = w->current;
     w->current = NULL;
+    bump_switches(t); /* even: off its worker */
     weft__atomic_store_relaxed(&w->running_id, 0);
     weft__worker_trace(w, WEFT__TRACE_RUN_END, t->id, (uint64_t)(uintptr_t)reason, 0);
     if (!weft__stack_canary_intact(t->stack))
@@ -469,8 +493,8 @@ bool weft__worker_yield_current(void) {
     w->current = next;
     /* One run slice for the scheduler (metrics.h), but a dump and a trace see each task. */
     weft__atomic_store_relaxed(&w->running_id, next->id);
-    weft__atomic_u32_store_relaxed(&next->switches,
-                                   weft__atomic_u32_load_relaxed(&next->switches) + 1);
+    bump_switches(next); /* odd: on it */
+    w->handed_over = self; /* made even by next, once self's registers are saved */
     if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
         weft__worker_trace(w, WEFT__TRACE_RUN_END, self->id, WEFT__SWITCH_YIELD, 0);
         weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, next->id, 0, 0);
@@ -478,6 +502,7 @@ bool weft__worker_yield_current(void) {
     weft__fiber_before_switch(&self->fiber, &next->fiber, false);
     weft__context_switch(&self->context, next->context, next);
     weft__fiber_after_switch(&self->fiber);
+    settle_handed_over();
     return true;
 }
 
@@ -547,6 +572,7 @@ bool weft__worker_join_inline(weft_task *t) {
     t->fiber = self->fiber;
     w->current = t;
     weft__atomic_store_relaxed(&w->running_id, t->id); /* for a dump */
+    bump_switches(t);                                   /* odd: on a worker */
     /* A statistic, owner-written: relaxed. */
     weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
     run_inline(t);
@@ -558,6 +584,7 @@ bool weft__worker_join_inline(weft_task *t) {
     self->fiber = t->fiber;
     t->stack = NULL;
     t->runs_inline = 0;
+    bump_switches(t); /* even: off its worker for good */
     /* (CANCEL-I3) No canceller finds t from here on; the completion CAS below is the full
      * barrier between this store and CANCEL-I4's load. */
     weft__atomic_store_relaxed(&self->inline_child, 0);
@@ -583,6 +610,7 @@ void weft__worker_suspend_current(weft__switch_reason reason) {
     weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)reason);
     /* Resumed, maybe on another worker: `w` is stale from here on. */
     weft__fiber_after_switch(&t->fiber);
+    settle_handed_over();
 }
 
 /* Called by the trampoline in the arch/ assembly if a context's entry function returns. */

@@ -45,6 +45,8 @@ typedef struct weft__worker {
     pthread_t thread;
     uint64_t delay_sample;      /* schedules, counting to the next sampled one */
     uint64_t slice_start;       /* ticks when the open run slice began; 0: none (metrics.h) */
+    weft_task *handed_over;     /* a task that handed its thread over directly, to be made
+                                 * even once resumed (worker.c, settle_handed_over) */
     uint64_t trace_flows;       /* flow ids handed out by this worker's wake-ups */
 
     /* ---- Shared with other workers and threads. */

@@ -312,15 +312,21 @@ static int spawn_into(weft_group *g, weft_runtime *rt, weft_fn fn, void *arg) {
         admit(g, t, pinned);
         return 0;
     }
+    /* No slot: we let go of the task and wait for one, counted inside g all the while
+     * (the lock word's count, as a waiter): holding no slot, nothing else would keep a
+     * destroy from freeing g under us (found by a cold review: a use after free). */
+    weft__qenter(&g->lock);
     weft__qunlock(&g->lock);
     weft__spawn_abandon(t, pinned);
-    /* No slot: a cancellation point now (weft.h). */
-    int rc = weft__cancel_point();
-    if (rc)
-        return rc;
+    int rc = weft__cancel_point(); /* a cancellation point now (weft.h) */
     weft__qlock(&g->lock);
+    if (rc) {
+        leave_unlock(g);
+        return rc;
+    }
     if (g->limit == 0 || g->running < g->limit) {
-        g->running++; /* freed meanwhile */
+        g->running++;               /* freed meanwhile */
+        weft__qleave(&g->lock);     /* the slot keeps a destroy waiting from here on */
     } else {
         /* (GROUP-S2) Behind every spawn already waiting; 0: a slot was handed to us
          * (GROUP-X3), counted in running. */
@@ -329,6 +335,7 @@ static int spawn_into(weft_group *g, weft_runtime *rt, weft_fn fn, void *arg) {
         w.wait.kind = WEFT__WAITING_GROUP_SLOT; /* for a dump */
         w.wait.object = (uint64_t)(uintptr_t)g;
         weft__waitq_push(&g->lock, &g->slot_waiters, &w);
+        weft__qleave(&g->lock); /* the push counted us again: once is enough */
         weft__qunlock(&g->lock);
         rc = group_block(g, &w, &g->slot_waiters, WEFT_FOREVER);
         if (rc < 0)
