@@ -129,6 +129,8 @@ static bool mark_and_wake(weft_task *t, AO_t generation, AO_t bits, weft__wake_b
         s = seen;
     }
     if (s & WEFT__TASK_PARKED) { /* we cleared PARKED: it is ours to schedule */
+        /* A trace's wake-up: the arrow from the canceller. */
+        weft__worker_trace_wake(t);
         weft__worker_schedule_quiet(t->runtime, t);
         note_queued(batch, t->runtime);
     }

@@ -134,12 +134,19 @@ void weft__worker_trace_spawn(weft__worker *w, weft_task *t, uint64_t parent) {
     trace_wake(w, t, WEFT__TRACE_SPAWN, parent);
 }
 
+/* Only a worker of t's own runtime records the wake: flow ids are unique per runtime
+ * (trace.h), and the woken task's slice is in its runtime's trace. */
+void weft__worker_trace_wake(weft_task *t) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->runtime == t->runtime && weft__worker_tracing(w))
+        trace_wake(w, t, WEFT__TRACE_WAKE, 0);
+}
+
 weft_runtime *weft__worker_wake_quiet(weft_task *t) {
     if (!weft__task_wake(t))
         return NULL;
     weft__worker *w = weft__worker_current();
-    /* Relaxed: a hint; the record below loads it again with acquire. */
-    if (w && weft__atomic_load_relaxed(&w->trace))
+    if (w && w->runtime == t->runtime && weft__worker_tracing(w))
         trace_wake(w, t, WEFT__TRACE_WAKE, 0);
     weft__worker_schedule_quiet(t->runtime, t);
     return t->runtime;
@@ -389,9 +396,21 @@ static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
         weft__metric_add(&w->metrics.delay_histogram[b], 1);
         weft__metric_add(&w->metrics.delay_samples, 1);
     }
-    if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
-        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, t->id, t->trace_flow, 0);
+    if (weft__worker_tracing(w)) {
+        weft__worker_trace_at(w, now, WEFT__TRACE_RUN_BEGIN, t->id, t->trace_flow, 0);
         t->trace_flow = 0;
+    }
+}
+
+/* A trace's record of `to` taking the worker's thread without the scheduler (a direct
+ * yield, an inline join and its end): the running task's slice ends (`reason`), to's
+ * begins with the flow of the wake-up or spawn that made it runnable. One event, not a
+ * RUN_END and a RUN_BEGIN: these paths are the hottest a trace records (a yield is ~15
+ * ns), and the ring's memory traffic is most of a recorded event's cost. Owner only. */
+static inline void trace_handover(weft__worker *w, uint32_t reason, weft_task *to) {
+    if (weft__worker_tracing(w)) {
+        weft__worker_trace(w, WEFT__TRACE_RUN_SWITCH, to->id, to->trace_flow, reason);
+        to->trace_flow = 0;
     }
 }
 
@@ -409,7 +428,8 @@ static void run(weft__worker *w, weft_task *t) {
     t = w->current;
     w->current = NULL;
     /* The run slice (metrics.h): owner-written counters. */
-    uint64_t slice = weft__ticks() - begin;
+    uint64_t end = weft__ticks();
+    uint64_t slice = end - begin;
     weft__metric_add(&w->metrics.busy_ticks, slice);
     weft__metric_add(&w->metrics.slices, 1);
     if (slice > w->runtime->long_slice_ticks)
@@ -417,7 +437,7 @@ static void run(weft__worker *w, weft_task *t) {
     unsigned bucket = weft__histogram_bucket(weft__ticks_to_ns(slice, w->runtime->tick_factor));
     weft__metric_add(&w->metrics.slice_histogram[bucket], 1);
     weft__atomic_store_relaxed(&w->running_id, 0);
-    weft__worker_trace(w, WEFT__TRACE_RUN_END, t->id, (uint64_t)(uintptr_t)reason, 0);
+    weft__worker_trace_at(w, end, WEFT__TRACE_RUN_END, t->id, (uint64_t)(uintptr_t)reason, 0);
     if (!weft__stack_canary_intact(t->stack))
         weft__report_overflow(t, w->runtime->stack_size, NULL, "its canary was overwritten");
     switch ((weft__switch_reason)(uintptr_t)reason) {
@@ -460,11 +480,7 @@ bool weft__worker_yield_current(void) {
     /* One run slice for the scheduler (metrics.h), but a dump and a trace see each task. */
     weft__atomic_store_relaxed(&w->running_id, next->id);
     weft__atomic_store_relaxed(&next->switches, weft__atomic_load_relaxed(&next->switches) + 1);
-    if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
-        weft__worker_trace(w, WEFT__TRACE_RUN_END, self->id, WEFT__SWITCH_YIELD, 0);
-        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, next->id, next->trace_flow, 0);
-        next->trace_flow = 0;
-    }
+    trace_handover(w, WEFT__SWITCH_YIELD, next);
     weft__fiber_before_switch(&self->fiber, &next->fiber, false);
     weft__context_switch(&self->context, next->context, next);
     weft__fiber_after_switch(&self->fiber);
@@ -537,6 +553,7 @@ bool weft__worker_join_inline(weft_task *t) {
     t->fiber = self->fiber;
     w->current = t;
     weft__atomic_store_relaxed(&w->running_id, t->id); /* for a dump */
+    trace_handover(w, WEFT__TRACE_END_JOIN_INLINE, t); /* t's slice, not self's */
     /* A statistic, owner-written: relaxed. */
     weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
     run_inline(t);
@@ -545,6 +562,7 @@ bool weft__worker_join_inline(weft_task *t) {
     w = weft__worker_current();
     w->current = self;
     weft__atomic_store_relaxed(&w->running_id, self->id);
+    trace_handover(w, WEFT__SWITCH_EXIT, self);
     self->fiber = t->fiber;
     t->stack = NULL;
     t->cancel_host = NULL;
