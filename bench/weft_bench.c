@@ -5,7 +5,7 @@
  *   workload=<name> runtime=weft threads=<T> wall_ms=<float> result=<value> [extra=...]
  *
  *   weft-bench [--workload fib,skynet,...|all|list] [--threads T] [--runs R] [--size N]
- *              [--short]
+ *              [--short] [--trace PATH]
  *
  * --threads: worker threads (default: online CPUs). yield and switch always use one.
  * --size overrides the workload's main parameter (fib n, skynet size (a power of 10),
@@ -14,6 +14,12 @@
  * runs every workload once at small sizes (tools/demo's table). Each run prints one
  * line; a wrong result prints result=WRONG:<value> and the program exits 1.
  * chan_pingpong adds extra=ns_per_round_trip (wall / R).
+ *
+ * --trace PATH records a trace of each run (weft_trace_start before the workload's main
+ * task, weft_trace_stop after it: the wall time includes the cost of recording, not the
+ * JSON written at the stop) into PATH, PATH.2, PATH.3... for the second and later runs,
+ * and says on stderr where each went, how many events it dropped and how long the stop
+ * took (tools/trace). `switch` runs outside a runtime and is not traced.
  *
  * Timing: wall_ms runs from just before the first spawn to just after the last join,
  * inside the runtime, as the peers (bench/peers) measure it: runtime start-up and
@@ -557,15 +563,40 @@ static const workload workloads[] = {
 };
 enum { WORKLOAD_COUNT = sizeof workloads / sizeof workloads[0] };
 
-static int run_once(const workload *wl, unsigned threads, uint64_t size) {
+/* weft_run's steps, with a trace around the workload (--trace). 0 or a negative errno. */
+static int run_traced(const weft_config *cfg, const workload *wl, run *r, const char *path) {
+    weft_runtime *rt;
+    int rc = weft_runtime_create(cfg, &rt);
+    if (rc != 0)
+        return rc;
+    if ((rc = weft_trace_start(rt, path)) != 0) {
+        fprintf(stderr, "weft-bench: %s: weft_trace_start %s: %s\n", wl->name, path, strerror(-rc));
+        weft_runtime_destroy(rt);
+        return rc;
+    }
+    rc = weft_block_on(rt, wl->main, r, NULL);
+    uint64_t stop_start = now_ns();
+    int dropped = weft_trace_stop(rt);
+    uint64_t stop_ns = now_ns() - stop_start;
+    if (dropped < 0)
+        fprintf(stderr, "weft-bench: %s: weft_trace_stop: %s\n", wl->name, strerror(-dropped));
+    else
+        fprintf(stderr, "weft-bench: %s: trace %s: %d events dropped, stop took %.1f ms\n",
+                wl->name, path, dropped, (double)stop_ns / 1e6);
+    int destroy_rc = weft_runtime_destroy(rt);
+    return rc ? rc : dropped < 0 ? dropped : destroy_rc;
+}
+
+static int run_once(const workload *wl, unsigned threads, uint64_t size, const char *trace) {
     run r = {.threads = wl->one_thread ? 1 : threads, .size = size};
     if (wl->main) {
         weft_config cfg = {.workers = r.threads};
         if (size + 16 > WEFT_DEFAULT_MAX_TASKS)
             cfg.max_tasks = size + 16; /* spawn_many holds N handles at once */
-        int rc = weft_run(&cfg, wl->main, &r, NULL);
+        int rc = trace ? run_traced(&cfg, wl, &r, trace) : weft_run(&cfg, wl->main, &r, NULL);
         if (rc != 0) {
-            fprintf(stderr, "weft-bench: %s: weft_run: %s\n", wl->name, strerror(-rc));
+            fprintf(stderr, "weft-bench: %s: %s: %s\n", wl->name, trace ? "traced run" : "weft_run",
+                    strerror(-rc));
             return 1;
         }
     } else {
@@ -586,7 +617,7 @@ static int run_once(const workload *wl, unsigned threads, uint64_t size) {
 
 static int usage(void) {
     fprintf(stderr, "usage: weft-bench [--workload NAME[,NAME...]|all|list] [--threads T] "
-                    "[--runs R] [--size N] [--short]\n");
+                    "[--runs R] [--size N] [--short] [--trace PATH]\n");
     return 2;
 }
 
@@ -618,6 +649,7 @@ int main(int argc, char **argv) {
     unsigned runs = 1;
     uint64_t size = 0;
     int short_sizes = 0;
+    const char *trace = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -636,6 +668,8 @@ int main(int argc, char **argv) {
             runs = (unsigned)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--size"))
             size = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--trace"))
+            trace = v;
         else
             return usage();
     }
@@ -665,6 +699,8 @@ int main(int argc, char **argv) {
         }
     }
     int failed = 0;
+    unsigned traced = 0; /* runs traced so far: PATH, then PATH.2, PATH.3... */
+    char trace_path[4096];
     for (int i = 0; i < count; i++) {
         uint64_t n = size ? size : short_sizes ? chosen[i]->short_size : chosen[i]->size;
         if (!valid_size(chosen[i], n)) {
@@ -672,8 +708,17 @@ int main(int argc, char **argv) {
                     (unsigned long long)n);
             return 2;
         }
-        for (unsigned r = 0; r < runs; r++)
-            failed |= run_once(chosen[i], threads, n);
+        for (unsigned r = 0; r < runs; r++) {
+            const char *path = NULL;
+            if (trace && chosen[i]->main) {
+                if (traced++ == 0)
+                    snprintf(trace_path, sizeof(trace_path), "%s", trace);
+                else
+                    snprintf(trace_path, sizeof(trace_path), "%s.%u", trace, traced);
+                path = trace_path;
+            }
+            failed |= run_once(chosen[i], threads, n, path);
+        }
     }
     return failed;
 }

@@ -166,9 +166,9 @@ WEFT_API int weft_block_on(weft_runtime *rt, weft_fn fn, void *arg, void **resul
  * afterwards is undefined). Call it once, from a thread that is not one of rt's workers.
  * Calls from other threads may overlap it: weft_spawn_on, weft_block_on,
  * weft_join(_until), weft_detach, weft_timer_create/arm/cancel/destroy,
- * weft_spawn_blocking_on and weft_runtime_stats_get count themselves as they enter rt, and destroy frees nothing
- * until every call that entered has returned (a spawn or arm that arrives after destroy
- * began fails with ESHUTDOWN). "Entered" is a few instructions into the call, and once
+ * weft_spawn_blocking_on, weft_runtime_stats_get and weft_trace_start/stop count
+ * themselves as they enter rt, and destroy frees nothing until every call that entered
+ * has returned (a spawn or arm that arrives after destroy began fails with ESHUTDOWN). "Entered" is a few instructions into the call, and once
  * no task of rt is alive destroy may finish in microseconds: so a call from another
  * thread must either return before destroy is called, or begin while a task of rt is
  * still alive and keep it alive until then (a "gate" task, as
@@ -808,19 +808,32 @@ WEFT_API int weft_runtime_dump(weft_runtime *rt, int fd);
 
 /* Starts recording a trace of rt into the file at path (created or truncated): each
  * worker records compact binary events into a ring buffer of its own (task run slices,
- * spawns, wake-ups with the task that woke, steals, parks and unparks, timer fires,
- * I/O readiness), which a helper thread drains to the file. weft_trace_stop stops,
- * drains, and rewrites the file as Chrome trace-event JSON (`{"traceEvents": [...]}`)
- * that ui.perfetto.dev and chrome://tracing open, one track per worker and flow arrows
- * from each wake-up to the slice it caused. When a ring fills faster than it drains,
- * events are dropped and counted: the JSON's metadata and the count returned by stop
- * say how many. WEFT_TRACE=path in the environment starts a trace of every runtime
- * created (path gets ".<runtime number>" appended after the first), stopped when it is
- * destroyed. 0, or -EINVAL (rt or path NULL), -EBUSY (a trace of rt is already
- * running), -ENOMEM, or open(2)'s error as a negative errno. */
+ * spawns, wake-ups with the task that woke, steals, parks and unparks, timer fires, I/O
+ * readiness), which a helper thread drains every millisecond into a scratch file
+ * (unnamed, in path's directory or else $TMPDIR; it vanishes with the trace).
+ * weft_trace_stop stops, drains, and writes the file at path (empty until then) as
+ * Chrome trace-event JSON (`{"traceEvents": [...]}`) that ui.perfetto.dev and
+ * chrome://tracing open: one track per worker ("worker N"), a slice per task run ("task
+ * <id>") and per sleep of a worker ("parked"), and flow arrows from each wake-up or
+ * spawn to the slice it caused. Recording an event costs some 15-35 ns on the machine
+ * of bench/RESULTS.md ("Tracing": loops that only spawn or yield run 1.5-2.4 times
+ * slower traced, programs that work between events do not notice); while no trace runs,
+ * each event point costs a load and a branch. When a ring fills faster than it drains,
+ * events are dropped and counted: the JSON's "otherData" and the count returned by stop
+ * say how many. WEFT_TRACE_RING_EVENTS=N in the environment when a runtime's first
+ * trace starts sets its rings' size (N events of 32 bytes per worker, rounded up to a
+ * power of two; default 65536). WEFT_TRACE=path in the environment starts a trace of
+ * every runtime created (the first one traced writes path, every later one path.<its
+ * runtime number>), stopped and written when it is destroyed; so is a trace still
+ * running at weft_runtime_destroy. Any thread, a task of rt included. 0, or -EINVAL (rt
+ * or path NULL), -EBUSY (a trace of rt is already running), -ESHUTDOWN
+ * (weft_runtime_destroy has stopped rt's workers), -ENOMEM, or open(2)'s (for path or
+ * the scratch file) or pthread_create's error as a negative errno. */
 WEFT_API int weft_trace_start(weft_runtime *rt, const char *path);
-/* Stops the trace of rt and writes the JSON. Returns the number of events dropped (0
- * when none), or -EINVAL (rt NULL, no trace running), or a write error (negative errno). */
+/* Stops the trace of rt and writes the JSON; takes time in proportion to the trace
+ * (some 0.4 us per event). Returns the number of events dropped (0 when none), or
+ * -EINVAL (rt NULL, no trace running), or a write error (negative errno; the JSON may
+ * then be cut short). */
 WEFT_API int weft_trace_stop(weft_runtime *rt);
 
 #ifdef __cplusplus

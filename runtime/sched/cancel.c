@@ -123,8 +123,10 @@ static bool mark_and_wake(weft_task *t, AO_t generation, AO_t bits, weft__fifo *
             break;
         s = seen;
     }
-    if (s & WEFT__TASK_PARKED) /* we cleared PARKED: it is ours to schedule */
+    if (s & WEFT__TASK_PARKED) { /* we cleared PARKED: it is ours to schedule */
+        weft__worker_trace_wake(t); /* a trace's wake-up: the arrow from the canceller */
         weft__fifo_push(to_schedule, &t->link);
+    }
     return true;
 }
 

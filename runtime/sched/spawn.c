@@ -27,8 +27,8 @@ static weft_task *spawn(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg
 
 /* A task counted (RT-S1, RT-S2) and allocated, not yet scheduled; NULL with errno.
  * is_ours: w is one of rt's workers, running a task. */
-static inline weft_task *create_counted(weft_runtime *rt, weft__worker *w, bool is_ours,
-                                        weft_fn fn, void *arg) {
+static inline weft_task *create_counted(weft_runtime *rt, weft__worker *w, bool is_ours, weft_fn fn,
+                                        void *arg) {
     int err = weft__runtime_count_spawn(rt, w, is_ours);
     if (err) {
         errno = err;
@@ -46,7 +46,8 @@ static inline weft_task *create_counted(weft_runtime *rt, weft__worker *w, bool 
     t->id = weft__worker_next_id(is_ours ? w : NULL);
     weft_task *parent = w ? w->current : NULL;
     t->parent = parent ? parent->id : 0;
-    if (w && __builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0))
+    /* Only a worker of rt records it (as weft__worker_trace_wake). */
+    if (w && w->runtime == rt && weft__worker_tracing(w))
         weft__worker_trace_spawn(w, t, t->parent); /* w is the calling thread's worker */
     return t;
 }

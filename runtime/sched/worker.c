@@ -134,12 +134,19 @@ void weft__worker_trace_spawn(weft__worker *w, weft_task *t, uint64_t parent) {
     trace_wake(w, t, WEFT__TRACE_SPAWN);
 }
 
+/* Only a worker of t's own runtime records the wake: flow ids are unique per runtime
+ * (trace.h), and the woken task's slice is in its runtime's trace. */
+void weft__worker_trace_wake(weft_task *t) {
+    weft__worker *w = weft__worker_current();
+    if (w && w->runtime == t->runtime && weft__worker_tracing(w))
+        trace_wake(w, t, WEFT__TRACE_WAKE);
+}
+
 weft_runtime *weft__worker_wake_quiet(weft_task *t) {
     if (!weft__task_wake(t))
         return NULL;
     weft__worker *w = weft__worker_current();
-    /* Relaxed: a hint; the record below loads it again with acquire. */
-    if (w && weft__atomic_load_relaxed(&w->trace))
+    if (w && w->runtime == t->runtime && weft__worker_tracing(w))
         trace_wake(w, t, WEFT__TRACE_WAKE);
     weft__worker_schedule_quiet(t->runtime, t);
     return t->runtime;
@@ -413,9 +420,18 @@ static inline void enter_task(weft__worker *w, weft_task *t, uint64_t now) {
         weft__metric_add(&w->metrics.delay_histogram[b], 1);
         weft__metric_add(&w->metrics.delay_samples, 1);
     }
-    if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
-        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, t->id, 0, 0);
-    }
+    if (weft__worker_tracing(w))
+        weft__worker_trace_at(w, now, WEFT__TRACE_RUN_BEGIN, t->id, 0, 0);
+}
+
+/* A trace's record of `to` taking the worker's thread without the scheduler (a direct
+ * yield, an inline join and its end): the running task's slice ends (`reason`), to's
+ * begins. One event, not a RUN_END and a RUN_BEGIN: these paths are the hottest a trace
+ * records (a yield is ~15 ns), and the ring's memory traffic is most of a recorded
+ * event's cost. Owner only. */
+static inline void trace_handover(weft__worker *w, uint32_t reason, weft_task *to) {
+    if (weft__worker_tracing(w))
+        weft__worker_trace(w, WEFT__TRACE_RUN_SWITCH, to->id, 0, reason);
 }
 
 /* Ends the open run slice (metrics.h) at `now`, if one is open. Owner-written counters. */
@@ -495,10 +511,7 @@ bool weft__worker_yield_current(void) {
     weft__atomic_store_relaxed(&w->running_id, next->id);
     bump_switches(next); /* odd: on it */
     w->handed_over = self; /* made even by next, once self's registers are saved */
-    if (__builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0)) {
-        weft__worker_trace(w, WEFT__TRACE_RUN_END, self->id, WEFT__SWITCH_YIELD, 0);
-        weft__worker_trace(w, WEFT__TRACE_RUN_BEGIN, next->id, 0, 0);
-    }
+    trace_handover(w, WEFT__SWITCH_YIELD, next);
     weft__fiber_before_switch(&self->fiber, &next->fiber, false);
     weft__context_switch(&self->context, next->context, next);
     weft__fiber_after_switch(&self->fiber);
@@ -572,7 +585,8 @@ bool weft__worker_join_inline(weft_task *t) {
     t->fiber = self->fiber;
     w->current = t;
     weft__atomic_store_relaxed(&w->running_id, t->id); /* for a dump */
-    bump_switches(t);                                   /* odd: on a worker */
+    bump_switches(t);                                  /* odd: on a worker */
+    trace_handover(w, WEFT__TRACE_END_JOIN_INLINE, t); /* t's slice, not self's */
     /* A statistic, owner-written: relaxed. */
     weft__atomic_store_relaxed(&w->joins_inline, weft__atomic_load_relaxed(&w->joins_inline) + 1);
     run_inline(t);
@@ -581,6 +595,7 @@ bool weft__worker_join_inline(weft_task *t) {
     w = weft__worker_current();
     w->current = self;
     weft__atomic_store_relaxed(&w->running_id, self->id);
+    trace_handover(w, WEFT__SWITCH_EXIT, self);
     self->fiber = t->fiber;
     t->stack = NULL;
     t->runs_inline = 0;

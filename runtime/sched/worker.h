@@ -50,13 +50,13 @@ typedef struct weft__worker {
     uint64_t trace_flows;       /* flow ids handed out by this worker's wake-ups */
 
     /* ---- Shared with other workers and threads. */
-    weft__deque deque;               /* owner pushes and pops; anyone steals */
-    weft__atomic_u32 wake_word;      /* futex: set to 1 by whoever claims this sleeper */
-    weft__atomic_word steals;        /* statistics: written by the owner, read by anyone */
-    weft__atomic_word tasks_spawned; /* statistics, likewise */
-    weft__atomic_word joins_inline;  /* statistics, likewise */
+    weft__deque deque;                /* owner pushes and pops; anyone steals */
+    weft__atomic_u32 wake_word;       /* futex: set to 1 by whoever claims this sleeper */
+    weft__atomic_word steals;         /* statistics: written by the owner, read by anyone */
+    weft__atomic_word tasks_spawned;  /* statistics, likewise */
+    weft__atomic_word joins_inline;   /* statistics, likewise */
     weft__atomic_word tasks_finished; /* statistics, likewise */
-    weft__worker_metrics metrics;    /* likewise (metrics.h) */
+    weft__worker_metrics metrics;     /* likewise (metrics.h) */
     /* For a dump, written by the owner: the id of the task it runs (0: none), the
      * length of its yield queue, whether its thread sleeps. Relaxed. */
     weft__atomic_word running_id;
@@ -74,14 +74,43 @@ typedef struct weft__worker {
     struct weft__time_driver *time;
 } weft__worker;
 
+/* Trace hooks (trace.h). WEFT__TRACE_HOOKS=0 at compile time takes every one out, for
+ * measuring what they cost while no trace runs (bench/RESULTS.md, "Tracing"); the
+ * default keeps them, and weft_trace_start needs them. */
+#ifndef WEFT__TRACE_HOOKS
+#define WEFT__TRACE_HOOKS 1
+#endif
+
+/* Whether w records a trace now: a hint for skipping work that only a record needs (the
+ * record itself loads the ring again, TRACE-P1). Relaxed: it orders nothing. w: the
+ * calling thread's worker. */
+static inline bool weft__worker_tracing(const struct weft__worker *w) {
+    return WEFT__TRACE_HOOKS && __builtin_expect(weft__atomic_load_relaxed(&w->trace) != 0, 0);
+}
+
 /* Records a trace event on w's ring if a trace is running (trace.h). w: the calling
  * thread's worker. */
 static inline void weft__worker_trace(struct weft__worker *w, weft__trace_kind kind, uint64_t task,
                                       uint64_t arg, uint32_t extra) {
-    /* Acquire: the ring's fields as weft_trace_start initialised them. */
+    if (!WEFT__TRACE_HOOKS)
+        return;
+    /* (TRACE-P1) Acquire: pairs with weft_trace_start's release (TRACE-S3): the ring's
+     * fields as it initialised them. */
     weft__trace_ring *r = (weft__trace_ring *)weft__atomic_load_acquire(&w->trace);
     if (__builtin_expect(r != NULL, 0))
         weft__trace_ring_push(r, kind, task, arg, extra);
+}
+
+/* Likewise, stamped `ticks`: for a caller that has just read the counter anyway. */
+static inline void weft__worker_trace_at(struct weft__worker *w, uint64_t ticks,
+                                         weft__trace_kind kind, uint64_t task, uint64_t arg,
+                                         uint32_t extra) {
+    if (!WEFT__TRACE_HOOKS)
+        return;
+    /* (TRACE-P1) As above. */
+    weft__trace_ring *r = (weft__trace_ring *)weft__atomic_load_acquire(&w->trace);
+    if (__builtin_expect(r != NULL, 0))
+        weft__trace_ring_push_at(r, ticks, kind, task, arg, extra);
 }
 
 /* The worker running on the calling thread, or NULL. Not inlined, and read fresh on
@@ -122,6 +151,12 @@ weft_runtime *weft__worker_wake_quiet(weft_task *t);
 /* A spawn, for a trace (trace.h): records it on w (the calling thread's worker, which
  * traces), and the flow id t's first run slice will name. Before t is published. */
 void weft__worker_trace_spawn(struct weft__worker *w, weft_task *t, uint64_t parent);
+
+/* A wake-up, for a trace: records it on the calling thread's worker if that is one of
+ * t's runtime's and traces, and the flow id t's next run slice will name. The caller
+ * owns t (it cleared PARKED, WAKE-W1) and has not queued it yet. Any thread.
+ * (weft__worker_wake_quiet does this itself.) */
+void weft__worker_trace_wake(weft_task *t);
 
 /* Inside a task: switches to the worker with `reason` (park or yield), returns when
  * the task runs again (possibly on another worker). */
