@@ -398,12 +398,15 @@ static inline void bump_switches(weft_task *t) {
  * handed over even: its registers are saved now. Every task a hand-over resumes was
  * suspended in weft__worker_yield_current or weft__worker_suspend_current (a yielded
  * one), and both call this after their switch. */
-static inline void settle_handed_over(void) {
-    weft__worker *w = weft__worker_current();
+static inline void settle_handed_over_on(weft__worker *w) {
     if (w->handed_over) {
         bump_switches(w->handed_over); /* even: off its worker */
         w->handed_over = NULL;
     }
+}
+
+static inline void settle_handed_over(void) {
+    settle_handed_over_on(weft__worker_current());
 }
 
 /* Bookkeeping as t gets the worker's thread: the dump's view, the sampled delay, the
@@ -515,7 +518,9 @@ bool weft__worker_yield_current(void) {
     weft__fiber_before_switch(&self->fiber, &next->fiber, false);
     weft__context_switch(&self->context, next->context, next);
     weft__fiber_after_switch(&self->fiber);
-    settle_handed_over();
+    /* Resumed by a hand-over or by the scheduler, but on w either way: only w takes
+     * tasks from its yield queue. */
+    settle_handed_over_on(w);
     return true;
 }
 
