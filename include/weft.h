@@ -816,7 +816,7 @@ WEFT_API int weft_runtime_dump(weft_runtime *rt, int fd);
  * chrome://tracing open: one track per worker ("worker N"), a slice per task run ("task
  * <id>") and per sleep of a worker ("parked"), and flow arrows from each wake-up or
  * spawn to the slice it caused. Recording an event costs some 15-35 ns on the machine
- * of bench/RESULTS.md ("Tracing": loops that only spawn or yield run 1.5-2.4 times
+ * of bench/RESULTS.md ("Tracing": loops that only spawn or yield run 1.4-2.5 times
  * slower traced, programs that work between events do not notice); while no trace runs,
  * each event point costs a load and a branch. When a ring fills faster than it drains,
  * events are dropped and counted: the JSON's "otherData" and the count returned by stop
