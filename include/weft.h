@@ -562,10 +562,9 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
  * that may wait: weft_sleep_until and weft_sleep_ms, weft_join and weft_join_until,
  * weft_fd_wait, weft_read, weft_write, weft_writev, weft_accept, weft_connect,
  * weft_tcp_connect, weft_tcp_listen, weft_chan_send and weft_chan_recv, weft_select,
- * weft_cond_wait,
- * weft_sem_acquire, weft_waitgroup_wait, weft_event_wait, weft_mutex_lock_until,
- * weft_group_next, weft_group_wait, and weft_group_spawn when it has to wait for a
- * slot. Not: weft_mutex_lock (as pthread_mutex_lock is not), weft_yield, the try_
+ * weft_cond_wait, weft_sem_acquire, weft_waitgroup_wait, weft_event_wait,
+ * weft_mutex_lock_until, weft_group_next, weft_group_wait, and weft_group_spawn when
+ * it has to wait for a slot. Not: weft_mutex_lock (as pthread_mutex_lock is not), weft_yield, the try_
  * calls, weft_group_destroy. Only tasks are cancelled: a plain thread's waits never
  * return -ECANCELED for a cancellation. (-ECANCELED also reports an fd closed under a
  * wait by weft_fd_close, to tasks and threads alike, as round 1 fixed it: a loop that
@@ -599,8 +598,9 @@ WEFT_API int weft_select(weft_case *cases, size_t n, uint64_t deadline_ns);
  * later; a call that starts after the handle was consumed is undefined. */
 WEFT_API int weft_cancel(weft_task *t);
 
-/* 1 if the calling task has been cancelled (whether or not shielded), 0 if not or
- * outside a task: for long computations that reach no cancellation point. */
+/* 1 if the calling task has been cancelled (whether or not shielded), or, while it runs
+ * inline in a join, its joiner has; 0 if not, or outside a task: for long computations
+ * that reach no cancellation point. */
 WEFT_API int weft_cancelled(void);
 
 /* on != 0: shields the calling task: its cancellation points behave as if it had not
