@@ -738,6 +738,20 @@ static bool flow_whole(const weft__json *j, uint64_t id) {
     return ids_has(&j->scan->starts, id);
 }
 
+/* A run slice of e's task begins on `worker` at ns (RUN_BEGIN, RUN_SWITCH). The flow end
+ * now (before the slice's instants), the slice when it closes: at one timestamp Perfetto
+ * takes the slice first (the longest), then file order. */
+static void open_run(weft__json *j, unsigned worker, uint64_t ns, const weft__trace_event *e) {
+    weft__track *t = &j->tracks[worker];
+    t->slice_seen = true;
+    t->open = OPEN_RUN;
+    t->open_ns = ns;
+    t->open_task = e->task;
+    uint64_t id = flow_ending(j->scan, e);
+    if (id)
+        flow(j, worker, ns, false, id);
+}
+
 static void write_event(void *context, unsigned worker, const weft__trace_event *e) {
     weft__json *j = context;
     weft__jout *o = j->out;
@@ -758,14 +772,7 @@ static void write_event(void *context, unsigned worker, const weft__trace_event 
             close_open(j, worker, ns, "unknown (its end was dropped)");
             t->last_ns = ++ns; /* slices on a track never touch */
         }
-        t->slice_seen = true;
-        t->open = OPEN_RUN;
-        t->open_ns = ns;
-        t->open_task = e->task;
-        /* The flow end now (before the slice's instants), the slice when it closes: at
-         * one timestamp Perfetto takes the slice first (the longest), then file order. */
-        if ((id = flow_ending(j->scan, e)) != 0)
-            flow(j, worker, ns, false, id);
+        open_run(j, worker, ns, e);
         break;
     case WEFT__TRACE_RUN_SWITCH:
         if (t->open == OPEN_RUN)
@@ -777,12 +784,7 @@ static void write_event(void *context, unsigned worker, const weft__trace_event 
             close_open(j, worker, ns, "unknown (events dropped)");
         /* The next one begins a nanosecond later: slices on a track never touch. */
         t->last_ns = ++ns;
-        t->slice_seen = true;
-        t->open = OPEN_RUN;
-        t->open_ns = ns;
-        t->open_task = e->task;
-        if ((id = flow_ending(j->scan, e)) != 0)
-            flow(j, worker, ns, false, id);
+        open_run(j, worker, ns, e);
         break;
     case WEFT__TRACE_RUN_END:
         if (t->open == OPEN_RUN)

@@ -48,7 +48,7 @@ static inline weft_task *create_counted(weft_runtime *rt, weft__worker *w, bool 
     t->parent = parent ? parent->id : 0;
     /* Only a worker of rt records it (as weft__worker_trace_wake). */
     if (w && w->runtime == rt && weft__worker_tracing(w))
-        weft__worker_trace_spawn(w, t, t->parent); /* w is the calling thread's worker */
+        weft__worker_trace_spawn(w, t); /* w is the calling thread's worker */
     return t;
 }
 

@@ -129,9 +129,8 @@ static void trace_wake(weft__worker *w, weft_task *t, weft__trace_kind kind) {
     weft__worker_trace(w, kind, t->id, flow, 0);
 }
 
-void weft__worker_trace_spawn(weft__worker *w, weft_task *t, uint64_t parent) {
-    (void)parent; /* the spawn is recorded in the parent's run slice */
-    trace_wake(w, t, WEFT__TRACE_SPAWN);
+void weft__worker_trace_spawn(weft__worker *w, weft_task *t) {
+    trace_wake(w, t, WEFT__TRACE_SPAWN); /* in the spawning task's run slice */
 }
 
 /* Only a worker of t's own runtime records the wake: flow ids are unique per runtime
@@ -630,7 +629,10 @@ void weft__worker_suspend_current(weft__switch_reason reason) {
     weft__context_switch(&t->context, w->scheduler, (void *)(uintptr_t)reason);
     /* Resumed, maybe on another worker: `w` is stale from here on. */
     weft__fiber_after_switch(&t->fiber);
-    settle_handed_over();
+    /* Only a yielded task can be resumed by a direct hand-over (it is in the yield
+     * queue); a parked one is resumed by its scheduler: no lookup on the park path. */
+    if (reason == WEFT__SWITCH_YIELD)
+        settle_handed_over();
 }
 
 /* Called by the trampoline in the arch/ assembly if a context's entry function returns. */

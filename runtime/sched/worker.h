@@ -149,8 +149,8 @@ void weft__worker_notify(weft_runtime *rt);
 weft_runtime *weft__worker_wake_quiet(weft_task *t);
 
 /* A spawn, for a trace (trace.h): records it on w (the calling thread's worker, which
- * traces), and the flow id t's first run slice will name. Before t is published. */
-void weft__worker_trace_spawn(struct weft__worker *w, weft_task *t, uint64_t parent);
+ * traces) with a flow id, which the writer pairs with t's first run slice. */
+void weft__worker_trace_spawn(struct weft__worker *w, weft_task *t);
 
 /* A wake-up, for a trace: records it on the calling thread's worker if that is one of
  * t's runtime's and traces, and the flow id t's next run slice will name. The caller
