@@ -67,7 +67,7 @@
 #include <dlfcn.h>
 #endif
 
-#define WEFT__UNCHECKED __attribute__((no_sanitize("thread", "address"), noinline))
+#define WEFT__UNCHECKED   __attribute__((no_sanitize("thread", "address"), noinline))
 #define WEFT__DUMP_FRAMES 32
 
 /* ---- Output ------------------------------------------------------------------------------ */
@@ -94,7 +94,8 @@ static void out_flush(weft__out *o) {
     o->length = 0;
 }
 
-__attribute__((format(printf, 2, 3))) static void out_printf(weft__out *o, const char *format, ...) {
+__attribute__((format(printf, 2, 3))) static void out_printf(weft__out *o, const char *format,
+                                                             ...) {
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t room = sizeof(o->buffer) - o->length;
         va_list args;
@@ -123,13 +124,13 @@ typedef struct weft__task_copy {
     char name[WEFT_NAME_MAX];
     weft__wait_kind wait_kind;
     uint64_t wait_object;
-    unsigned wait_since; /* ms, wrapping (task.h) */
+    unsigned wait_since;   /* ms, wrapping (task.h) */
     uint64_t inline_child; /* the id of the task it runs inline in a join, or 0 */
     size_t first_frame;    /* its frames in weft__copies.frames[first_frame..+frames) */
     int frames;
     bool on_worker; /* `switches` odd: running (or running a child inline) */
     bool changed;   /* it switched while we read it: the copy is not trusted */
-    bool started; /* has a stack (has run) */
+    bool started;   /* has a stack (has run) */
 } weft__task_copy;
 
 /* Grows `*items` (of `size` bytes each) to hold `need`; false when out of memory. */
@@ -411,8 +412,9 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
 
     weft_runtime_stats stats;
     weft_runtime_stats_get(rt, &stats);
-    out_printf(o, "weft runtime %" PRIu64 ": %u workers, %" PRIu64 " live tasks (%" PRIu64
-                  " spawned, %" PRIu64 " finished)%s\n",
+    out_printf(o,
+               "weft runtime %" PRIu64 ": %u workers, %" PRIu64 " live tasks (%" PRIu64
+               " spawned, %" PRIu64 " finished)%s\n",
                rt->number, n, stats.tasks_live, stats.tasks_spawned, stats.tasks_finished,
                copies.out_of_memory ? "; out of memory: some tasks missing" : "");
     for (unsigned i = 0; i < n && !o->error; i++) {
@@ -426,8 +428,8 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
         out_printf(o,
                    ", %" PRIu64 " queued; busy %.3f s in %" PRIu64 " slices (%" PRIu64
                    " long), %" PRIu64 " parks, %" PRIu64 "/%" PRIu64 " steals\n",
-                   ws.queue_length, (double)ws.busy_ns / 1e9, ws.slices, ws.slices_long,
-                   ws.parks, ws.steals, ws.steal_attempts);
+                   ws.queue_length, (double)ws.busy_ns / 1e9, ws.slices, ws.slices_long, ws.parks,
+                   ws.steals, ws.steal_attempts);
     }
     out_printf(o, "injection queue: %" PRIu64 " tasks\n", stats.inject_length);
 
@@ -451,9 +453,9 @@ static void dump_locked(weft_runtime *rt, weft__out *o) {
         } else if (c->changed || c->on_worker) {
             out_printf(o, ": running");
         } else if (c->state & WEFT__TASK_COMPLETE) {
-            out_printf(o, ": finished, %s", (c->state & WEFT__TASK_START_FAILED)
-                                                ? "could not start (no stack)"
-                                                : "its result not taken yet");
+            out_printf(o, ": finished, %s",
+                       (c->state & WEFT__TASK_START_FAILED) ? "could not start (no stack)"
+                                                            : "its result not taken yet");
         } else if ((c->state & WEFT__TASK_PARKED) && c->wait_kind != WEFT__WAITING_NONE) {
             out_printf(o, ": waiting for ");
             print_wait(o, &sym, c);

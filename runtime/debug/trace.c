@@ -608,10 +608,10 @@ static void pair_flows(weft__flow_scan *scan) {
 /* The flow a run slice beginning with `e` ends, or 0. */
 static uint64_t flow_ending(const weft__flow_scan *scan, const weft__trace_event *e) {
     weft__flow_mark key = {e->task, e->ticks, 0};
-    const weft__flow_mark *k = scan->marks.count
-                                   ? bsearch(&key, scan->marks.items, scan->marks.count,
-                                             sizeof(key), compare_begin)
-                                   : NULL;
+    const weft__flow_mark *k =
+        scan->marks.count
+            ? bsearch(&key, scan->marks.items, scan->marks.count, sizeof(key), compare_begin)
+            : NULL;
     return k ? k->id : 0;
 }
 

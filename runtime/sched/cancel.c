@@ -36,13 +36,12 @@
  * INLINE-I1..I4); J cannot return from the join before C returns, so a cancel of J must
  * end C's waits too, or J's join would not end promptly. weft.h makes C part of J's call:
  * while C runs inline, its cancellation points also answer to J's cancellation (C's
- * `runs_inline` is set and its `joiner` is J, and so on up: weft__cancel_pending_chain walks it, stopping at the
- * first shield; C's own CANCELLED bit is not set, so C's cancellation state is its own
- * again once it has returned). The walk is only taken when a bit of C's own state word
- * says so (CANCELLED, or the hint HOST_CANCELLED), so the common check is one load, not
- * one per level (fib runs twenty levels inline). The canceller must then give C the hint
- * and wake it, and finds it through J's `inline_child`; it must not touch C after J has
- * freed it:
+ * `runs_inline` is set and its `joiner` is J, and so on up: weft__cancel_pending_chain walks it,
+ * stopping at the first shield; C's own CANCELLED bit is not set, so C's cancellation state is its
+ * own again once it has returned). The walk is only taken when a bit of C's own state word says so
+ * (CANCELLED, or the hint HOST_CANCELLED), so the common check is one load, not one per level (fib
+ * runs twenty levels inline). The canceller must then give C the hint and wake it, and finds it
+ * through J's `inline_child`; it must not touch C after J has freed it:
  *
  *   joiner J (worker.c, weft__worker_join_inline)  canceller of J
  *   (CANCEL-I1) store inline_child := C, before    (CANCEL-1) on J, as above (or the
@@ -123,7 +122,7 @@ static bool mark_and_wake(weft_task *t, AO_t generation, AO_t bits, weft__fifo *
             break;
         s = seen;
     }
-    if (s & WEFT__TASK_PARKED) { /* we cleared PARKED: it is ours to schedule */
+    if (s & WEFT__TASK_PARKED) {    /* we cleared PARKED: it is ours to schedule */
         weft__worker_trace_wake(t); /* a trace's wake-up: the arrow from the canceller */
         weft__fifo_push(to_schedule, &t->link);
     }

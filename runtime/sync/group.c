@@ -325,8 +325,8 @@ static int spawn_into(weft_group *g, weft_runtime *rt, weft_fn fn, void *arg) {
         return rc;
     }
     if (g->limit == 0 || g->running < g->limit) {
-        g->running++;               /* freed meanwhile */
-        weft__qleave(&g->lock);     /* the slot keeps a destroy waiting from here on */
+        g->running++;           /* freed meanwhile */
+        weft__qleave(&g->lock); /* the slot keeps a destroy waiting from here on */
     } else {
         /* (GROUP-S2) Behind every spawn already waiting; 0: a slot was handed to us
          * (GROUP-X3), counted in running. */

@@ -92,12 +92,12 @@ typedef struct parked_world {
 static parked_world world;
 
 /* Each body is its own function, not inlined, so that its name is a frame of the dump. */
-#define PARKED_BODY(name, ...)                                                              \
-    __attribute__((noinline)) void *name(void *arg) {                                       \
-        (void)arg;                                                                          \
-        __VA_ARGS__;                                                                        \
-        __asm__ volatile("" ::: "memory"); /* not a tail call: keep the frame */          \
-        return NULL;                                                                        \
+#define PARKED_BODY(name, ...)                                                                     \
+    __attribute__((noinline)) void *name(void *arg) {                                              \
+        (void)arg;                                                                                 \
+        __VA_ARGS__;                                                                               \
+        __asm__ volatile("" ::: "memory"); /* not a tail call: keep the frame */                   \
+        return NULL;                                                                               \
     }
 
 PARKED_BODY(dump_body_sleep, weft_sleep_ms(60000))
@@ -183,9 +183,9 @@ static bool all_waiting(const char *dump) {
         }
         char *s = task_section(dump, expected[i].task->id);
         /* With inline joins on, the joiner may run the sleeper on its own stack. */
-        bool ok = s && (strstr(s, expected[i].reason) ||
-                        (expected[i].body == dump_body_join &&
-                         strstr(s, "which runs inline on its stack")));
+        bool ok =
+            s && (strstr(s, expected[i].reason) || (expected[i].body == dump_body_join &&
+                                                    strstr(s, "which runs inline on its stack")));
         free(s);
         if (!ok)
             return false;
